@@ -1,0 +1,98 @@
+//! The classifier (PRODUCT.md §4): a pure function of (flow, rule set, name cache).
+//!
+//! No I/O, no awaits, no allocation on the decision itself: the reason borrows from the flow or
+//! the rule set.
+
+use crate::flow::FlowCtx;
+use crate::rules::glob::Glob;
+use crate::rules::{Class, RuleSet};
+
+/// Which step of §4 decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Attribution {
+    /// The flow's own `policy_log` carried an expected tag.
+    PolicyLog,
+    /// The denying policy, named on the flow, carries an expected tag.
+    DeniedBy,
+    /// A matcher derived from an imported deny policy matched.
+    Policy,
+    /// A rule of the rule files matched.
+    Rule,
+    /// Nothing matched: unexpected.
+    None,
+}
+
+impl Attribution {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attribution::PolicyLog => "policy_log",
+            Attribution::DeniedBy => "denied_by",
+            Attribution::Policy => "policy",
+            Attribution::Rule => "rule",
+            Attribution::None => "none",
+        }
+    }
+}
+
+/// The outcome for one flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// Expected or unexpected.
+    pub class: Class,
+    /// The `reason` label value.
+    pub reason: &'a str,
+    /// The index of the rule that decided, when a rule did.
+    pub rule: Option<usize>,
+    /// Which step decided.
+    pub attribution: Attribution,
+}
+
+/// The reason given when nothing matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Everything classification needs, built once per configuration (and swapped on reload).
+#[derive(Debug, Default)]
+pub struct Classifier {
+    /// `classify.expected_log_tags`.
+    pub expected_log_tags: Vec<Glob>,
+    /// The rules (inline rules first, then rule files in order).
+    pub rules: RuleSet,
+}
+
+impl Classifier {
+    /// Whether a policy log value is listed in `expected_log_tags`.
+    pub fn is_expected_tag(&self, tag: &str) -> bool {
+        !tag.is_empty() && self.expected_log_tags.iter().any(|g| g.matches(tag))
+    }
+
+    /// Classifies one DROPPED or AUDIT flow. The first step that decides wins.
+    pub fn classify<'a>(&'a self, ctx: &FlowCtx<'a>) -> Decision<'a> {
+        // 1. policy_log: empty strings are "no value".
+        if let Some(tag) = ctx.flow.policy_log.iter().find(|t| self.is_expected_tag(t)) {
+            return Decision {
+                class: Class::Expected,
+                reason: tag,
+                rule: None,
+                attribution: Attribution::PolicyLog,
+            };
+        }
+        // 2. and 3. (denied_by, policy) come with policy import.
+        // 4. rules, in order.
+        if let Some(i) = self.rules.first_match(ctx) {
+            let rule = &self.rules.rules()[i];
+            return Decision {
+                class: rule.class,
+                reason: &rule.reason,
+                rule: Some(i),
+                attribution: Attribution::Rule,
+            };
+        }
+        Decision {
+            class: Class::Unexpected,
+            reason: UNMATCHED,
+            rule: None,
+            attribution: Attribution::None,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! hubble-noise: classifies Hubble's DROPPED and AUDIT flows as expected or unexpected and
+//! counts them for Prometheus.
+//!
+//! The data path, one way: [`source`] (relay stream or JSON lines) → [`pipeline`] (decode,
+//! [`dedup`], skip the drop-notification twin, learn names in [`dns`], [`classify`] with
+//! [`rules`]) → metrics or replay output.
+//!
+//! - [`api`]: generated protobuf / gRPC / JSON types of Hubble's API (`proto/`).
+//! - [`config`]: defaults < `config.toml` < environment.
+//! - [`flow`]: the matcher's view of one flow.
+//! - [`located`]: errors that name file, line, column and key.
+
+pub mod api;
+pub mod classify;
+pub mod config;
+pub mod dedup;
+pub mod flow;
+pub mod located;
+pub mod rules;
