@@ -126,14 +126,7 @@ impl<'a> FlowCtx<'a> {
         let direction =
             TrafficDirection::try_from(flow.traffic_direction).unwrap_or(TrafficDirection::Unknown);
         let drop_reason = drop_reason_of(flow);
-        let (proto, sport, dport) = match flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref()) {
-            Some(layer4::Protocol::Tcp(t)) => (Proto::Tcp, t.source_port, t.destination_port),
-            Some(layer4::Protocol::Udp(u)) => (Proto::Udp, u.source_port, u.destination_port),
-            Some(layer4::Protocol::Sctp(s)) => (Proto::Sctp, s.source_port, s.destination_port),
-            Some(layer4::Protocol::IcmPv4(_)) => (Proto::Icmpv4, 0, 0),
-            Some(layer4::Protocol::IcmPv6(_)) => (Proto::Icmpv6, 0, 0),
-            None => (Proto::Unknown, 0, 0),
-        };
+        let (proto, sport, dport) = l4(flow);
         let time = flow.time.as_ref().or(response_time).map(unix_seconds);
         let (sip, dip) = match flow.ip.as_ref() {
             Some(ip) => (ip.source.parse().ok(), ip.destination.parse().ok()),
@@ -178,6 +171,24 @@ impl<'a> FlowCtx<'a> {
             TrafficDirection::Unknown => None,
         }
     }
+}
+
+/// Protocol and (source, destination) ports; 0 where there is no port.
+pub fn l4(flow: &Flow) -> (Proto, u32, u32) {
+    match flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref()) {
+        Some(layer4::Protocol::Tcp(t)) => (Proto::Tcp, t.source_port, t.destination_port),
+        Some(layer4::Protocol::Udp(u)) => (Proto::Udp, u.source_port, u.destination_port),
+        Some(layer4::Protocol::Sctp(s)) => (Proto::Sctp, s.source_port, s.destination_port),
+        Some(layer4::Protocol::IcmPv4(_)) => (Proto::Icmpv4, 0, 0),
+        Some(layer4::Protocol::IcmPv6(_)) => (Proto::Icmpv6, 0, 0),
+        None => (Proto::Unknown, 0, 0),
+    }
+}
+
+/// The (source, destination) L4 ports; 0 where there is none.
+pub fn l4_ports(flow: &Flow) -> (u32, u32) {
+    let (_, s, d) = l4(flow);
+    (s, d)
 }
 
 fn port(p: u32) -> Option<u16> {

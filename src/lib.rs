@@ -12,8 +12,15 @@
 
 pub mod api;
 pub mod classify;
+pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod dedup;
+pub mod dns;
 pub mod flow;
+pub mod load;
 pub mod located;
+pub mod output;
+pub mod pipeline;
 pub mod rules;
+pub mod source;

@@ -1,0 +1,58 @@
+//! The command line (PRODUCT.md §7).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Classifies Cilium Hubble DROPPED and AUDIT flows as expected or unexpected and exports
+/// Prometheus counters labelled by class.
+#[derive(Debug, Parser)]
+#[command(name = "hubble-noise", version, about, long_about = None)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify recorded flows (JSON lines, `-` for stdin, `.gz` ok) and print a summary.
+    Replay(ReplayArgs),
+    /// Validate the config, rules and policies; print a summary. Exit 1 when invalid.
+    Check(ConfigArg),
+}
+
+/// `-c/--config`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Config file [default: config.toml when it exists, else built-in defaults].
+    #[arg(short, long, env = "HUBBLE_NOISE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `replay` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Config.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Say, per flow, which step decided and why.
+    #[arg(long)]
+    pub explain: bool,
+    /// Recordings to read, in order, as one stream (`-` = stdin).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Output formats of `replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Totals by class and reason, rule hits, unreadable lines, top unexpected groups.
+    Table,
+    /// One JSON object per counted flow, in input order.
+    Jsonl,
+}

@@ -1,0 +1,94 @@
+//! `hubble-noise check`: validate config, rules and policies and print a summary.
+
+use std::process::ExitCode;
+
+use crate::cli::ConfigArg;
+use crate::config::ConfigError;
+use crate::load;
+use crate::output::rfc3339;
+use crate::rules::Class;
+
+/// Runs `check`. Invalid configuration or rules: the errors on stderr and exit 1.
+pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
+    let loaded = match load::config(args.config.as_deref()) {
+        Ok(l) => l,
+        Err(e @ ConfigError::Read { .. }) => return Err(e.into()),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let classifier = match load::classifier(&loaded) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("check: {} error(s), nothing loaded", errors.0.len());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let cfg = &loaded.config;
+    let source = loaded
+        .path
+        .as_ref()
+        .map_or("built-in defaults".to_string(), |p| p.display().to_string());
+    println!("config: {source}");
+    println!("relay: {}", cfg.relay.address);
+    println!(
+        "metrics: {} (labels: {})",
+        cfg.metrics.listen,
+        cfg.metrics.labels.join(", ")
+    );
+    println!(
+        "expected log tags: {}",
+        if cfg.classify.expected_log_tags.is_empty() {
+            "(none)".to_string()
+        } else {
+            cfg.classify.expected_log_tags.join(", ")
+        }
+    );
+    let rules = classifier.rules.rules();
+    let expected = rules.iter().filter(|r| r.class == Class::Expected).count();
+    println!(
+        "rules: {} ({} expected, {} unexpected) from {} file(s){}",
+        rules.len(),
+        expected,
+        rules.len() - expected,
+        cfg.classify.rule_files.len(),
+        if cfg.rule.is_some() {
+            " and config.toml"
+        } else {
+            ""
+        }
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    for r in rules {
+        let exp = match r.expires {
+            Some(t) if t < now => format!(", EXPIRED {}", day(t)),
+            Some(t) => format!(", expires {}", day(t)),
+            None => String::new(),
+        };
+        println!(
+            "  {} ({}, reason {}{}) {}:{}",
+            r.name,
+            r.class.as_str(),
+            r.reason,
+            exp,
+            r.file.display(),
+            r.line
+        );
+    }
+    println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn day(t: f64) -> String {
+    let ts = pbjson_types::Timestamp {
+        seconds: t.floor() as i64,
+        nanos: 0,
+    };
+    rfc3339(&ts)
+}

@@ -1,0 +1,5 @@
+//! The commands. Each returns the process exit code: 0 ok, 1 ran and found problems, 2 usage or
+//! operational error (returned as `Err`).
+
+pub mod check;
+pub mod replay;

@@ -1,0 +1,345 @@
+//! `hubble-noise replay`: classify recordings through the same path as `run`.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::classify::{Attribution, Classifier, Decision};
+use crate::cli::{Format, ReplayArgs};
+use crate::flow::FlowCtx;
+use crate::load;
+use crate::output;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::rules::Class;
+use crate::source::file;
+
+/// One counted flow in `--format jsonl`.
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    /// Flow time (RFC 3339).
+    pub time: Option<String>,
+    /// Flow uuid.
+    pub uuid: &'a str,
+    /// Node name.
+    pub node: &'a str,
+    /// Verdict name.
+    pub verdict: &'static str,
+    /// Drop reason name, or null.
+    pub drop_reason: Option<&'static str>,
+    /// `ingress`, `egress`, `unknown`.
+    pub direction: &'static str,
+    /// `expected` or `unexpected`.
+    pub class: &'static str,
+    /// The reason label.
+    pub reason: &'a str,
+    /// The rule that decided, or null.
+    pub rule: Option<&'a str>,
+    /// Which step decided.
+    pub attribution: &'static str,
+    /// `namespace/pod` or IP.
+    pub source: String,
+    /// `namespace/pod` or IP, with `:port/PROTO`.
+    pub destination: String,
+    /// Names known for the destination.
+    pub names: Vec<String>,
+    /// With `--explain`: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<String>,
+}
+
+impl<'a> Record<'a> {
+    /// The record of one counted flow.
+    pub fn new(
+        ctx: &FlowCtx<'a>,
+        d: &Decision<'a>,
+        classifier: &'a Classifier,
+        explain: bool,
+    ) -> Self {
+        let rule = d.rule.map(|i| classifier.rules.rules()[i].name.as_str());
+        Record {
+            time: ctx.flow.time.as_ref().map(output::rfc3339),
+            uuid: &ctx.flow.uuid,
+            node: ctx.node,
+            verdict: output::verdict_name(ctx.verdict),
+            drop_reason: output::drop_reason_name(ctx.drop_reason),
+            direction: output::direction_name(ctx.direction),
+            class: d.class.as_str(),
+            reason: d.reason,
+            rule,
+            attribution: d.attribution.as_str(),
+            source: output::endpoint(&ctx.source),
+            destination: output::destination(ctx),
+            names: output::names(&ctx.destination),
+            explain: explain.then(|| explain_text(d, classifier)),
+        }
+    }
+}
+
+/// A one-line account of the decision.
+pub fn explain_text(d: &Decision<'_>, classifier: &Classifier) -> String {
+    match d.attribution {
+        Attribution::PolicyLog => format!(
+            "step policy_log: policy_log carries expected tag {:?}",
+            d.reason
+        ),
+        Attribution::DeniedBy => format!(
+            "step denied_by: denying policy carries expected tag {:?}",
+            d.reason
+        ),
+        Attribution::Policy => format!(
+            "step policy: deny rule of a policy tagged {:?} matched",
+            d.reason
+        ),
+        Attribution::Rule => {
+            let r = d.rule.map(|i| &classifier.rules.rules()[i]);
+            match r {
+                Some(r) => format!(
+                    "step rule: rule {:?} ({}:{}) matched, class {}",
+                    r.name,
+                    r.file.display(),
+                    r.line,
+                    r.class.as_str()
+                ),
+                None => "step rule".into(),
+            }
+        }
+        Attribution::None => "step none: no policy_log tag, no rule matched: unexpected".into(),
+    }
+}
+
+/// What a replay counted.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Lines read.
+    pub lines: u64,
+    /// Lines that could not be read.
+    pub unreadable: u64,
+    /// Counted flows by (class, reason).
+    pub by_reason: HashMap<(Class, String), u64>,
+    /// Hits per rule index.
+    pub rule_hits: Vec<u64>,
+    /// Drop-notification twins skipped.
+    pub twins: u64,
+    /// Duplicates skipped.
+    pub duplicates: u64,
+    /// Flows of other verdicts.
+    pub not_counted: u64,
+    /// Events lost upstream (sum of `num_events_lost`).
+    pub lost: u64,
+    /// Unexpected flows by (source workload, destination).
+    pub unexpected_groups: HashMap<(String, String), u64>,
+}
+
+impl Totals {
+    fn counted(&self, class: Class) -> u64 {
+        self.by_reason
+            .iter()
+            .filter(|((c, _), _)| *c == class)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// Runs `replay`.
+pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load::config(args.config.config.as_deref())?;
+    let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut pipeline = Pipeline::new(&loaded.config);
+    let mut totals = Totals {
+        rule_hits: vec![0; classifier.rules.rules().len()],
+        ..Totals::default()
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let progress = progress_bar(&args.files);
+    for path in &args.files {
+        let mut reader = file::open(path).with_context(|| format!("{}", path.display()))?;
+        let mut write_err = None;
+        let lines = file::for_each_response(path, &mut reader, |_, item| {
+            if let Some(pb) = &progress {
+                pb.inc(1);
+            }
+            let resp = match item {
+                Ok(r) => r,
+                Err(e) => {
+                    totals.unreadable += 1;
+                    if let Some(pb) = &progress {
+                        pb.suspend(|| eprintln!("{e}"));
+                    } else {
+                        eprintln!("{e}");
+                    }
+                    return;
+                }
+            };
+            match pipeline.process(&resp, &classifier) {
+                Outcome::Counted { ctx, decision } => {
+                    count(&mut totals, &ctx, &decision);
+                    if args.format == Format::Jsonl || args.explain {
+                        let rec = Record::new(&ctx, &decision, &classifier, args.explain);
+                        let res = if args.format == Format::Jsonl {
+                            serde_json::to_writer(&mut out, &rec)
+                                .map_err(std::io::Error::other)
+                                .and_then(|()| out.write_all(b"\n"))
+                        } else {
+                            writeln!(
+                                out,
+                                "{} {} {} -> {}: {} ({}) {}",
+                                rec.time.as_deref().unwrap_or("-"),
+                                rec.uuid,
+                                rec.source,
+                                rec.destination,
+                                rec.class,
+                                rec.reason,
+                                rec.explain.as_deref().unwrap_or("")
+                            )
+                        };
+                        if let Err(e) = res {
+                            write_err.get_or_insert(e);
+                        }
+                    }
+                }
+                Outcome::Twin => totals.twins += 1,
+                Outcome::Duplicate => totals.duplicates += 1,
+                Outcome::NotCounted => totals.not_counted += 1,
+                Outcome::Lost(l) => totals.lost += l.num_events_lost,
+                Outcome::NodeStatus(_) | Outcome::Empty => {}
+            }
+        })
+        .with_context(|| format!("{}: read error", path.display()))?;
+        totals.lines += lines;
+        if let Some(e) = write_err {
+            // A closed pipe (`| head`) ends the replay quietly.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e.into());
+        }
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    if args.format == Format::Table {
+        print_table(&mut out, args.files.len(), &totals, &classifier)?;
+    } else {
+        eprintln!(
+            "replay: {} lines, {} counted ({} expected, {} unexpected), {} unreadable",
+            totals.lines,
+            totals.counted(Class::Expected) + totals.counted(Class::Unexpected),
+            totals.counted(Class::Expected),
+            totals.counted(Class::Unexpected),
+            totals.unreadable
+        );
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
+    *t.by_reason
+        .entry((d.class, d.reason.to_string()))
+        .or_default() += 1;
+    if let Some(i) = d.rule {
+        if let Some(h) = t.rule_hits.get_mut(i) {
+            *h += 1;
+        }
+    }
+    if d.class == Class::Unexpected {
+        let dst = output::names(&ctx.destination)
+            .into_iter()
+            .next()
+            .map(|n| match ctx.destination.port {
+                Some(p) => format!("{n}:{p}/{}", ctx.proto.as_str()),
+                None => n,
+            })
+            .unwrap_or_else(|| output::destination(ctx));
+        *t.unexpected_groups
+            .entry((output::workload(&ctx.source), dst))
+            .or_default() += 1;
+    }
+}
+
+fn progress_bar(files: &[std::path::PathBuf]) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || files.iter().any(|f| f.as_os_str() == "-") {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} lines ({per_sec}) {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(pb)
+}
+
+fn print_table(
+    out: &mut impl Write,
+    files: usize,
+    t: &Totals,
+    classifier: &Classifier,
+) -> std::io::Result<()> {
+    let expected = t.counted(Class::Expected);
+    let unexpected = t.counted(Class::Unexpected);
+    writeln!(
+        out,
+        "read {} line(s) from {files} file(s); {} could not be read",
+        t.lines, t.unreadable
+    )?;
+    writeln!(
+        out,
+        "counted {} flow(s): {expected} expected, {unexpected} unexpected",
+        expected + unexpected
+    )?;
+    writeln!(
+        out,
+        "not counted: {} drop-notification twin(s), {} duplicate(s), {} flow(s) of other verdicts; {} event(s) lost upstream",
+        t.twins, t.duplicates, t.not_counted, t.lost
+    )?;
+    writeln!(out)?;
+    writeln!(out, "{:<11} {:<40} {:>8}", "CLASS", "REASON", "FLOWS")?;
+    let mut rows: Vec<_> = t.by_reason.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.1.cmp(&b.0.1)));
+    for ((class, reason), n) in rows {
+        writeln!(out, "{:<11} {:<40} {:>8}", class.as_str(), reason, n)?;
+    }
+    let rules = classifier.rules.rules();
+    if !rules.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{:<40} {:>8}", "RULE", "HITS")?;
+        for (r, n) in rules.iter().zip(&t.rule_hits) {
+            writeln!(out, "{:<40} {:>8}", r.name, n)?;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let expired: Vec<_> = rules
+            .iter()
+            .filter(|r| r.expires.is_some_and(|e| e < now))
+            .collect();
+        if !expired.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "expired rules (no longer match flows after their expiry):"
+            )?;
+            for r in expired {
+                writeln!(out, "  {} ({}:{})", r.name, r.file.display(), r.line)?;
+            }
+        }
+    }
+    if !t.unexpected_groups.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "top unexpected (source -> destination):")?;
+        let mut groups: Vec<_> = t.unexpected_groups.iter().collect();
+        groups.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        for ((src, dst), n) in groups.into_iter().take(20) {
+            writeln!(out, "{n:>8}  {src} -> {dst}")?;
+        }
+    }
+    Ok(())
+}

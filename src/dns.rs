@@ -1,0 +1,213 @@
+//! Names learned from observed DNS answers (PRODUCT.md §6 `[dns]`).
+//!
+//! L7 DNS response records carry `query`, `ips`, `ttl` and `cnames`; in a response the pod that
+//! asked is the destination. Each answer maps (pod, IP) → name until the answer's time plus its
+//! TTL (floored at `min_ttl`), judged against the flow's time. Bounded: the oldest entries go
+//! first. When in doubt (no entry, expired, another pod) the name is unknown.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::api::flow::{Flow, L7FlowType, layer7};
+use crate::config::{DnsConfig, DnsScope};
+use crate::flow::{is_reply, l4_ports, unix_seconds};
+
+/// Who a learned name belongs to: `namespace/pod`, or "" for cluster scope.
+type Owner = Box<str>;
+
+#[derive(Debug)]
+struct Entry {
+    name: Arc<str>,
+    expires: f64,
+    seq: u64,
+}
+
+/// The cache of learned names.
+#[derive(Debug)]
+pub struct NameCache {
+    scope: DnsScope,
+    max_entries: usize,
+    min_ttl: f64,
+    enabled: bool,
+    map: HashMap<(Owner, IpAddr), Vec<Entry>>,
+    /// Insertion order for eviction: (owner, ip, seq).
+    order: VecDeque<(Owner, IpAddr, u64)>,
+    entries: usize,
+    seq: u64,
+}
+
+impl Default for NameCache {
+    fn default() -> Self {
+        Self::new(&DnsConfig::default())
+    }
+}
+
+/// `namespace/pod` of an endpoint, the key names are kept under in endpoint scope.
+pub fn pod_key(namespace: &str, pod: &str) -> String {
+    format!("{namespace}/{pod}")
+}
+
+impl NameCache {
+    /// An empty cache with the given settings.
+    pub fn new(cfg: &DnsConfig) -> Self {
+        Self {
+            scope: cfg.scope,
+            max_entries: cfg.max_entries.max(1),
+            min_ttl: cfg.min_ttl.as_secs_f64(),
+            enabled: cfg.learn,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            entries: 0,
+            seq: 0,
+        }
+    }
+
+    /// How many (owner, IP, name) entries are held.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    fn owner(&self, namespace: &str, pod: &str) -> Option<Owner> {
+        match self.scope {
+            DnsScope::Cluster => Some("".into()),
+            DnsScope::Endpoint if pod.is_empty() => None,
+            DnsScope::Endpoint => Some(pod_key(namespace, pod).into()),
+        }
+    }
+
+    /// Learns from one flow if it is an L7 DNS response with answers. Returns how many
+    /// entries were added or refreshed.
+    pub fn learn(&mut self, flow: &Flow, response_time: Option<&pbjson_types::Timestamp>) -> usize {
+        if !self.enabled {
+            return 0;
+        }
+        let Some(l7) = flow.l7.as_ref() else { return 0 };
+        let Some(layer7::Record::Dns(dns)) = l7.record.as_ref() else {
+            return 0;
+        };
+        if l7.r#type != L7FlowType::Response as i32 || dns.ips.is_empty() || dns.query.is_empty() {
+            return 0;
+        }
+        let Some(time) = flow.time.as_ref().or(response_time).map(unix_seconds) else {
+            return 0;
+        };
+        // In a response record the DNS server is the source (port 53) and the pod that asked is
+        // the destination. Judge by the port first, since some records are written the other
+        // way round, then by `is_reply`.
+        let (sport, dport) = l4_ports(flow);
+        let asker = if sport == 53 && dport != 53 {
+            flow.destination.as_ref()
+        } else if dport == 53 && sport != 53 {
+            flow.source.as_ref()
+        } else if is_reply(flow) {
+            flow.destination.as_ref()
+        } else {
+            flow.source.as_ref()
+        };
+        let Some(asker) = asker else { return 0 };
+        let Some(owner) = self.owner(&asker.namespace, &asker.pod_name) else {
+            return 0;
+        };
+        let ttl = f64::from(dns.ttl).max(self.min_ttl);
+        let expires = time + ttl;
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(1 + dns.cnames.len());
+        names.push(normalize(&dns.query).into());
+        for c in &dns.cnames {
+            if !c.is_empty() {
+                names.push(normalize(c).into());
+            }
+        }
+        let mut added = 0;
+        for ip in &dns.ips {
+            let Ok(ip) = ip.parse::<IpAddr>() else {
+                continue;
+            };
+            for name in &names {
+                self.insert(owner.clone(), ip, name.clone(), expires);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    fn insert(&mut self, owner: Owner, ip: IpAddr, name: Arc<str>, expires: f64) {
+        self.seq += 1;
+        let seq = self.seq;
+        let list = self.map.entry((owner.clone(), ip)).or_default();
+        if let Some(e) = list.iter_mut().find(|e| e.name == name) {
+            e.expires = e.expires.max(expires);
+            e.seq = seq;
+            self.order.push_back((owner, ip, seq));
+            self.compact_order();
+            return;
+        }
+        list.push(Entry { name, expires, seq });
+        self.entries += 1;
+        self.order.push_back((owner, ip, seq));
+        while self.entries > self.max_entries {
+            self.evict_oldest();
+        }
+        self.compact_order();
+    }
+
+    /// Removes the entry with the oldest insertion that is still current.
+    fn evict_oldest(&mut self) {
+        while let Some((owner, ip, seq)) = self.order.pop_front() {
+            let key = (owner, ip);
+            if let Some(list) = self.map.get_mut(&key) {
+                if let Some(pos) = list.iter().position(|e| e.seq == seq) {
+                    list.swap_remove(pos);
+                    self.entries -= 1;
+                    if list.is_empty() {
+                        self.map.remove(&key);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Keeps the order queue from growing past a small multiple of the entries when the same
+    /// names are refreshed again and again.
+    fn compact_order(&mut self) {
+        if self.order.len() > 2 * self.max_entries + 1024 {
+            let map = &self.map;
+            self.order.retain(|(o, ip, seq)| {
+                map.get(&(o.clone(), *ip))
+                    .is_some_and(|l| l.iter().any(|e| e.seq == *seq))
+            });
+        }
+    }
+
+    /// The names the pod `namespace/pod` learned for `ip`, still valid at `time`.
+    pub fn lookup<'s>(
+        &'s self,
+        namespace: &str,
+        pod: &str,
+        ip: IpAddr,
+        time: Option<f64>,
+        out: &mut Vec<&'s str>,
+    ) {
+        let Some(time) = time else { return };
+        if self.entries == 0 {
+            return;
+        }
+        let Some(owner) = self.owner(namespace, pod) else {
+            return;
+        };
+        if let Some(list) = self.map.get(&(owner, ip)) {
+            out.extend(list.iter().filter(|e| time <= e.expires).map(|e| &*e.name));
+        }
+    }
+}
+
+/// Lower-case, no trailing dot.
+pub fn normalize(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}

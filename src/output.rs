@@ -1,0 +1,127 @@
+//! Text forms shared by `replay`, `suggest` and the logs: times, endpoints, enum names.
+
+use std::fmt::Write;
+
+use crate::api::flow::{DropReason, TrafficDirection, Verdict};
+use crate::flow::{FlowCtx, Side};
+
+/// RFC 3339 with nanoseconds and `Z`, as Hubble prints times.
+pub fn rfc3339(ts: &pbjson_types::Timestamp) -> String {
+    let secs = ts.seconds;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    if ts.nanos > 0 {
+        let _ = write!(s, ".{:09}", ts.nanos);
+    }
+    s.push('Z');
+    s
+}
+
+/// Days since 1970-01-01 to a civil date (proleptic Gregorian).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `DROPPED`, `AUDIT`, …
+pub fn verdict_name(v: Verdict) -> &'static str {
+    v.as_str_name()
+}
+
+/// `ingress`, `egress` or `unknown`.
+pub fn direction_name(d: TrafficDirection) -> &'static str {
+    match d {
+        TrafficDirection::Ingress => "ingress",
+        TrafficDirection::Egress => "egress",
+        TrafficDirection::Unknown => "unknown",
+    }
+}
+
+/// The drop reason name, or `None` when there is none (AUDIT verdicts).
+pub fn drop_reason_name(r: DropReason) -> Option<&'static str> {
+    (r != DropReason::Unknown).then(|| r.as_str_name())
+}
+
+/// `namespace/pod`, else the IP, else `unknown`.
+pub fn endpoint(side: &Side<'_>) -> String {
+    let (ns, pod) = (side.namespace(), side.pod());
+    if !pod.is_empty() {
+        format!("{ns}/{pod}")
+    } else if let Some(ip) = side.ip {
+        ip.to_string()
+    } else if !ns.is_empty() {
+        format!("{ns}/")
+    } else {
+        "unknown".into()
+    }
+}
+
+/// The destination with `:port/PROTO` when there is a port.
+pub fn destination(ctx: &FlowCtx<'_>) -> String {
+    let mut s = endpoint(&ctx.destination);
+    if let Some(p) = ctx.destination.port {
+        let _ = write!(s, ":{p}/{}", ctx.proto.as_str());
+    }
+    s
+}
+
+/// `namespace/workload`, else `namespace/pod`, else the IP: how a source is grouped.
+pub fn workload(side: &Side<'_>) -> String {
+    let w = side.workload();
+    if !w.is_empty() {
+        format!("{}/{w}", side.namespace())
+    } else {
+        endpoint(side)
+    }
+}
+
+/// Normalised, de-duplicated names of a side (lower-case, no trailing dot).
+pub fn names(side: &Side<'_>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in &side.names {
+        let n = crate::dns::normalize(n);
+        if !n.is_empty() && !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_like_hubble() {
+        let ts = pbjson_types::Timestamp {
+            seconds: 1_789_518_432,
+            nanos: 737_667_052,
+        };
+        assert_eq!(rfc3339(&ts), "2026-09-16T00:27:12.737667052Z");
+        let epoch = pbjson_types::Timestamp {
+            seconds: 0,
+            nanos: 0,
+        };
+        assert_eq!(rfc3339(&epoch), "1970-01-01T00:00:00Z");
+        let leap = pbjson_types::Timestamp {
+            seconds: 951_782_400,
+            nanos: 0,
+        };
+        assert_eq!(rfc3339(&leap), "2000-02-29T00:00:00Z");
+    }
+}

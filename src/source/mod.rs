@@ -1,0 +1,3 @@
+//! Where responses come from: JSON lines ([`file`]) or the relay stream.
+
+pub mod file;
