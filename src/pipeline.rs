@@ -150,3 +150,179 @@ pub fn is_policy_drop_twin(flow: &Flow) -> bool {
     };
     POLICY_DROP_REASONS.contains(&reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::flow::CiliumEventType;
+    use crate::rules::Class;
+    use crate::rules::glob::Glob;
+
+    fn resp(uuid: &str, verdict: Verdict, event: i32, reason: DropReason) -> GetFlowsResponse {
+        GetFlowsResponse {
+            node_name: "c/n1".into(),
+            time: None,
+            response_types: Some(ResponseTypes::Flow(Flow {
+                uuid: uuid.into(),
+                verdict: verdict as i32,
+                drop_reason_desc: reason as i32,
+                event_type: Some(CiliumEventType {
+                    r#type: event,
+                    sub_type: if event == EVENT_DROP_NOTIFY {
+                        reason as i32
+                    } else {
+                        0
+                    },
+                }),
+                ..Flow::default()
+            })),
+        }
+    }
+
+    fn kind(o: &Outcome<'_>) -> &'static str {
+        match o {
+            Outcome::Counted { .. } => "counted",
+            Outcome::Twin => "twin",
+            Outcome::Duplicate => "duplicate",
+            Outcome::NotCounted => "not-counted",
+            Outcome::Lost(_) => "lost",
+            Outcome::NodeStatus(_) => "node-status",
+            Outcome::Empty => "empty",
+        }
+    }
+
+    #[test]
+    fn the_drop_notification_twin_of_a_policy_denial_is_skipped() {
+        let c = Classifier::default();
+        let mut p = Pipeline::new(&Config::default());
+        let verdict = resp(
+            "a",
+            Verdict::Dropped,
+            EVENT_POLICY_VERDICT,
+            DropReason::PolicyDenied,
+        );
+        let notify = resp(
+            "b",
+            Verdict::Dropped,
+            EVENT_DROP_NOTIFY,
+            DropReason::PolicyDenied,
+        );
+        let deny = resp(
+            "c",
+            Verdict::Dropped,
+            EVENT_DROP_NOTIFY,
+            DropReason::PolicyDeny,
+        );
+        let auth = resp(
+            "d",
+            Verdict::Dropped,
+            EVENT_DROP_NOTIFY,
+            DropReason::AuthRequired,
+        );
+        let other = resp(
+            "e",
+            Verdict::Dropped,
+            EVENT_DROP_NOTIFY,
+            DropReason::CtMapInsertionFailed,
+        );
+        assert_eq!(kind(&p.process(&verdict, &c)), "counted");
+        assert_eq!(kind(&p.process(&notify, &c)), "twin");
+        assert_eq!(kind(&p.process(&deny, &c)), "twin");
+        assert_eq!(kind(&p.process(&auth, &c)), "twin");
+        assert_eq!(
+            kind(&p.process(&other, &c)),
+            "counted",
+            "no policy-verdict twin"
+        );
+    }
+
+    #[test]
+    fn count_policy_drop_notifications_counts_both() {
+        let c = Classifier::default();
+        let mut cfg = Config::default();
+        cfg.classify.count_policy_drop_notifications = true;
+        let mut p = Pipeline::new(&cfg);
+        let notify = resp(
+            "b",
+            Verdict::Dropped,
+            EVENT_DROP_NOTIFY,
+            DropReason::PolicyDenied,
+        );
+        assert_eq!(kind(&p.process(&notify, &c)), "counted");
+    }
+
+    #[test]
+    fn a_flow_seen_twice_counts_once_and_other_verdicts_are_not_counted() {
+        let c = Classifier::default();
+        let mut p = Pipeline::new(&Config::default());
+        let a = resp(
+            "a",
+            Verdict::Audit,
+            EVENT_POLICY_VERDICT,
+            DropReason::Unknown,
+        );
+        assert_eq!(kind(&p.process(&a, &c)), "counted");
+        assert_eq!(kind(&p.process(&a, &c)), "duplicate");
+        let fwd = resp("f", Verdict::Forwarded, 4, DropReason::Unknown);
+        assert_eq!(kind(&p.process(&fwd, &c)), "not-counted");
+        let no_uuid = resp(
+            "",
+            Verdict::Audit,
+            EVENT_POLICY_VERDICT,
+            DropReason::Unknown,
+        );
+        assert_eq!(kind(&p.process(&no_uuid, &c)), "counted");
+        assert_eq!(
+            kind(&p.process(&no_uuid, &c)),
+            "counted",
+            "no uuid: never a duplicate"
+        );
+    }
+
+    #[test]
+    fn policy_log_empty_strings_are_no_value() {
+        let c = Classifier {
+            expected_log_tags: vec![Glob::new("vendor-*").expect("glob")],
+            ..Classifier::default()
+        };
+        let mut p = Pipeline::new(&Config::default());
+        let mut r = resp(
+            "a",
+            Verdict::Dropped,
+            EVENT_POLICY_VERDICT,
+            DropReason::PolicyDeny,
+        );
+        let Some(ResponseTypes::Flow(f)) = r.response_types.as_mut() else {
+            unreachable!()
+        };
+        f.policy_log = vec![String::new()];
+        match p.process(&r, &c) {
+            Outcome::Counted { decision, .. } => {
+                assert_eq!(decision.class, Class::Unexpected);
+                assert_eq!(decision.reason, "unmatched");
+            }
+            o => panic!("{}", kind(&o)),
+        }
+        let mut r2 = resp(
+            "b",
+            Verdict::Dropped,
+            EVENT_POLICY_VERDICT,
+            DropReason::PolicyDeny,
+        );
+        let Some(ResponseTypes::Flow(f)) = r2.response_types.as_mut() else {
+            unreachable!()
+        };
+        f.policy_log = vec![String::new(), "other".into(), "vendor-telemetry".into()];
+        match p.process(&r2, &c) {
+            Outcome::Counted { decision, .. } => {
+                assert_eq!(decision.class, Class::Expected);
+                assert_eq!(
+                    decision.reason, "vendor-telemetry",
+                    "the flow's value, not the glob"
+                );
+                assert_eq!(decision.attribution.as_str(), "policy_log");
+            }
+            o => panic!("{}", kind(&o)),
+        }
+    }
+}
