@@ -211,3 +211,138 @@ impl NameCache {
 pub fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::flow::{Dns, Endpoint, Layer4, Layer7, Udp, layer4};
+    use proptest::prelude::*;
+
+    fn answer(pod: &str, query: &str, ips: &[&str], ttl: u32, at: i64) -> Flow {
+        Flow {
+            time: Some(pbjson_types::Timestamp {
+                seconds: at,
+                nanos: 0,
+            }),
+            l4: Some(Layer4 {
+                protocol: Some(layer4::Protocol::Udp(Udp {
+                    source_port: 53,
+                    destination_port: 40000,
+                })),
+            }),
+            source: Some(Endpoint {
+                namespace: "kube-system".into(),
+                pod_name: "coredns-1".into(),
+                ..Endpoint::default()
+            }),
+            destination: Some(Endpoint {
+                namespace: "shop".into(),
+                pod_name: pod.into(),
+                ..Endpoint::default()
+            }),
+            l7: Some(Layer7 {
+                r#type: L7FlowType::Response as i32,
+                latency_ns: 0,
+                record: Some(layer7::Record::Dns(Dns {
+                    query: query.into(),
+                    ips: ips.iter().map(|s| s.to_string()).collect(),
+                    ttl,
+                    cnames: vec!["Edge.Example.COM.".into()],
+                    ..Dns::default()
+                })),
+            }),
+            is_reply: Some(pbjson_types::BoolValue { value: true }),
+            ..Flow::default()
+        }
+    }
+
+    fn names(c: &NameCache, pod: &str, ip: &str, at: f64) -> Vec<String> {
+        let mut out = Vec::new();
+        c.lookup("shop", pod, ip.parse().expect("ip"), Some(at), &mut out);
+        let mut v: Vec<String> = out.into_iter().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn learns_per_pod_until_the_ttl() {
+        let mut c = NameCache::default();
+        let f = answer(
+            "app-1",
+            "collector.example.com.",
+            &["203.0.113.10"],
+            300,
+            1000,
+        );
+        assert_eq!(c.learn(&f, None), 2, "query and cname");
+        assert_eq!(
+            names(&c, "app-1", "203.0.113.10", 1200.0),
+            ["collector.example.com", "edge.example.com"]
+        );
+        assert!(
+            names(&c, "app-2", "203.0.113.10", 1200.0).is_empty(),
+            "another pod"
+        );
+        assert!(
+            names(&c, "app-1", "203.0.113.11", 1200.0).is_empty(),
+            "another IP"
+        );
+        assert!(
+            names(&c, "app-1", "203.0.113.10", 1301.0).is_empty(),
+            "after the TTL"
+        );
+    }
+
+    #[test]
+    fn cluster_scope_shares_names_and_min_ttl_floors() {
+        let cfg = DnsConfig {
+            scope: DnsScope::Cluster,
+            min_ttl: std::time::Duration::from_secs(600),
+            ..DnsConfig::default()
+        };
+        let mut c = NameCache::new(&cfg);
+        c.learn(
+            &answer("app-1", "a.example.com.", &["192.0.2.1"], 5, 0),
+            None,
+        );
+        assert_eq!(names(&c, "other", "192.0.2.1", 500.0)[0], "a.example.com");
+    }
+
+    #[test]
+    fn learning_can_be_turned_off() {
+        let cfg = DnsConfig {
+            learn: false,
+            ..DnsConfig::default()
+        };
+        let mut c = NameCache::new(&cfg);
+        assert_eq!(
+            c.learn(&answer("p", "a.example.com.", &["192.0.2.1"], 5, 0), None),
+            0
+        );
+        assert!(c.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn never_holds_more_than_max_entries(
+            max in 1usize..50,
+            answers in proptest::collection::vec((0u8..8, 0u8..20, 0u8..6, 0u32..100), 0..300),
+        ) {
+            let cfg = DnsConfig { max_entries: max, ..DnsConfig::default() };
+            let mut c = NameCache::new(&cfg);
+            for (pod, ip, name, ttl) in answers {
+                let f = answer(
+                    &format!("p{pod}"),
+                    &format!("n{name}.example.com."),
+                    &[&format!("10.0.0.{ip}")],
+                    ttl,
+                    0,
+                );
+                c.learn(&f, None);
+                prop_assert!(c.len() <= max, "{} > {}", c.len(), max);
+                let held: usize = c.map.values().map(Vec::len).sum();
+                prop_assert_eq!(held, c.len());
+            }
+        }
+    }
+}
