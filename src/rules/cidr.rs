@@ -101,12 +101,17 @@ impl std::fmt::Display for Cidr {
     }
 }
 
+/// `(is IPv6, prefix length)`.
+type Family = (bool, u8);
+/// Masked network → rule indices.
+type Networks = HashMap<u128, Vec<u32>>;
+
 /// Every prefix of one side of every rule, grouped by family and prefix length, so a lookup
 /// costs one hash probe per distinct prefix length instead of one test per rule.
 #[derive(Debug, Default)]
 pub struct CidrIndex {
     /// `(v6, len)` → masked network → rule indices.
-    by_len: Vec<((bool, u8), HashMap<u128, Vec<u32>>)>,
+    by_len: Vec<(Family, Networks)>,
 }
 
 impl CidrIndex {

@@ -47,7 +47,7 @@ impl FqdnPattern {
         if normalized != "*." && (body.starts_with('.') || body.contains("..")) {
             return Err(format!("invalid fqdn pattern {pattern:?}: empty label"));
         }
-        if normalized.starts_with("**.") && body == "." {
+        if normalized.starts_with("**.") && body.is_empty() {
             return Err(format!(
                 "invalid fqdn pattern {pattern:?}: '**.' needs a suffix"
             ));

@@ -326,6 +326,7 @@ fn glob(s: &str) -> Result<Glob, String> {
 fn compile_match(cx: &mut Cx<'_>, key: &str, m: Spanned<RawMatch>) -> Option<CompiledMatch> {
     let span = m.span();
     let m = m.into_inner();
+    let before = cx.errors.len();
     let k = |s: &str| format!("{key}.{s}");
     let verdict = list(cx, &k("verdict"), m.verdict, |s| {
         Verdict::from_str_name(s)
@@ -333,10 +334,12 @@ fn compile_match(cx: &mut Cx<'_>, key: &str, m: Spanned<RawMatch>) -> Option<Com
     });
     let direction = m.direction.map(|d| {
         let span = d.span();
+        let values = d.into_inner().0.into_iter();
+        let values = values.map(|v| Spanned::new(span.clone(), v)).collect();
         list(
             cx,
             &k("direction"),
-            Some(Spanned::new(span, d.into_inner().into_vec())),
+            Some(Spanned::new(span.clone(), values)),
             |s| match s {
                 "ingress" => Ok(TrafficDirection::Ingress),
                 "egress" => Ok(TrafficDirection::Egress),
@@ -377,6 +380,10 @@ fn compile_match(cx: &mut Cx<'_>, key: &str, m: Spanned<RawMatch>) -> Option<Com
         source,
         destination,
     };
+    if cx.errors.len() > before {
+        // A key with errors looks unconstrained; do not also call the match empty.
+        return None;
+    }
     let catch_alls = compiled.catch_alls();
     if catch_alls.is_empty() {
         cx.err(

@@ -163,3 +163,6 @@ impl RuleSet {
 pub fn parse_verdict(s: &str) -> Option<Verdict> {
     Verdict::from_str_name(s)
 }
+
+#[cfg(test)]
+mod tests;
