@@ -153,13 +153,15 @@ fn rule(
     };
     let owner = required_text(cx, &k("owner"), "owner", &header, r.owner, class);
     let comment = required_text(cx, &k("comment"), "comment", &header, r.comment, class);
-    let expires = r.expires.and_then(|e| match unix_seconds(e.get_ref()) {
-        Ok(t) => Some(t),
-        Err(m) => {
-            cx.err(e.span(), &k("expires"), m);
-            None
-        }
-    });
+    let expires = r
+        .expires
+        .and_then(|e| match super::expires::unix_seconds(e.get_ref()) {
+            Ok(t) => Some(t),
+            Err(m) => {
+                cx.err(e.span(), &k("expires"), m);
+                None
+            }
+        });
     let matcher = match r.matches {
         None => {
             cx.err(
@@ -249,41 +251,6 @@ fn required_text(
         }
         None => None,
     }
-}
-
-/// Unix seconds of a TOML date or datetime: a local datetime is taken as UTC, a date alone as
-/// midnight UTC.
-fn unix_seconds(dt: &toml::value::Datetime) -> Result<f64, String> {
-    let Some(d) = dt.date else {
-        return Err(format!("expires needs a date, got the time {dt}"));
-    };
-    let days = days_from_civil(i64::from(d.year), i64::from(d.month), i64::from(d.day));
-    let (h, m, s, ns) = dt.time.map_or((0, 0, 0, 0), |t| {
-        (
-            t.hour,
-            t.minute,
-            t.second.unwrap_or(0),
-            t.nanosecond.unwrap_or(0),
-        )
-    });
-    let offset_minutes = match dt.offset {
-        Some(toml::value::Offset::Custom { minutes }) => i64::from(minutes),
-        _ => 0,
-    };
-    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s)
-        - offset_minutes * 60;
-    Ok(secs as f64 + f64::from(ns) / 1e9)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 type RawList = Option<Spanned<Vec<Spanned<String>>>>;

@@ -15,6 +15,7 @@
 //! - `glob::Glob`: `*` globs (also used for `classify.expected_log_tags`).
 
 pub mod cidr;
+mod expires;
 mod file;
 pub mod fqdn;
 pub mod glob;
