@@ -14,8 +14,17 @@
 //! - `RuleSet::rules() -> &[Rule]`: metadata of each rule, in order.
 //! - `glob::Glob`: `*` globs (also used for `classify.expected_log_tags`).
 
+pub mod cidr;
+mod expires;
+mod file;
+pub mod fqdn;
 pub mod glob;
+pub mod labels;
+mod load;
+mod matcher;
+pub mod port;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::api::flow::Verdict;
@@ -84,6 +93,7 @@ pub struct RuleErrors(pub Vec<RuleError>);
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    matcher: matcher::Matcher,
 }
 
 impl RuleSet {
@@ -92,9 +102,36 @@ impl RuleSet {
         Self::default()
     }
 
-    /// Parses, validates and compiles every source, in order.
-    pub fn load(_sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
-        Ok(Self::default())
+    /// Parses, validates and compiles every source, in order. Every error of every source is
+    /// returned; nothing is partially loaded.
+    pub fn load(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let mut seen = HashMap::new();
+        let mut loaded = Vec::new();
+        for src in sources {
+            loaded.extend(load::load_source(src, &mut seen, &mut errors));
+        }
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        let (rules, (matchers, expires)): (Vec<Rule>, (Vec<_>, Vec<_>)) = loaded
+            .into_iter()
+            .map(|l| {
+                let e = l.rule.expires;
+                (l.rule, (l.matcher, e))
+            })
+            .unzip();
+        let matcher = matcher::Matcher::new(matchers, expires).map_err(|m| {
+            let file = sources.first().map(|s| s.path.clone()).unwrap_or_default();
+            RuleErrors(vec![RuleError {
+                file,
+                line: 0,
+                column: 0,
+                key: "rule".into(),
+                message: m,
+            }])
+        })?;
+        Ok(RuleSet { rules, matcher })
     }
 
     /// The rules in evaluation order.
@@ -102,9 +139,24 @@ impl RuleSet {
         &self.rules
     }
 
-    /// The index of the first rule that matches the flow.
-    pub fn first_match(&self, _ctx: &FlowCtx<'_>) -> Option<usize> {
-        None
+    /// The index of the first rule that matches the flow (using the compiled indexes).
+    pub fn first_match(&self, ctx: &FlowCtx<'_>) -> Option<usize> {
+        self.matcher.first_match(ctx)
+    }
+
+    /// Whether rule `index` matches the flow, tested directly against that rule alone (no
+    /// index, no earlier rules): for `--explain` and as the reference for `first_match`.
+    /// Out-of-range indexes never match.
+    pub fn rule_matches(&self, index: usize, ctx: &FlowCtx<'_>) -> bool {
+        self.matcher.matches_direct(index, ctx)
+    }
+
+    /// Whether rule `index` has expired at `time` (Unix seconds); `None` time counts as expired
+    /// for a rule with `expires`. False for rules without `expires` and out-of-range indexes.
+    pub fn is_expired(&self, index: usize, time: Option<f64>) -> bool {
+        self.rules
+            .get(index)
+            .is_some_and(|r| r.expires.is_some() && !matcher::in_force(r.expires, time))
     }
 }
 
@@ -112,3 +164,6 @@ impl RuleSet {
 pub fn parse_verdict(s: &str) -> Option<Verdict> {
     Verdict::from_str_name(s)
 }
+
+#[cfg(test)]
+mod tests;

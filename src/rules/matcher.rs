@@ -1,0 +1,351 @@
+//! Compiled rules and the per-side indexes that make `first_match` cheap: every `fqdn` pattern
+//! of every rule in one `RegexSet` per side, every `cidr` in one prefix index per side. A flow's
+//! names and IPs are looked up once (lazily, only when a candidate rule needs them) into
+//! bitsets over rules; the rules are then walked in order testing only scalar fields and bits.
+
+use std::cell::RefCell;
+
+use regex::{RegexSet, RegexSetBuilder};
+
+use super::cidr::{Cidr, CidrIndex};
+use super::fqdn::{self, FqdnPattern};
+use super::glob::Glob;
+use super::labels::{Entity, LabelSelector};
+use super::port::PortSpec;
+use crate::api::flow::{DropReason, TrafficDirection, Verdict};
+use crate::flow::{FlowCtx, Side};
+
+/// The constraints on one side of a flow. `None` = no constraint.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SideMatch {
+    pub namespace: Option<Vec<Glob>>,
+    pub pod: Option<Vec<Glob>>,
+    pub workload: Option<Vec<Glob>>,
+    /// All must hold (empty = no constraint).
+    pub labels: Vec<LabelSelector>,
+    pub entity: Option<Vec<Entity>>,
+    pub cidr: Option<Vec<Cidr>>,
+    pub fqdn: Option<Vec<FqdnPattern>>,
+    pub port: Option<Vec<PortSpec>>,
+}
+
+/// The compiled `[rule.match]` of one rule.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CompiledMatch {
+    pub verdict: Option<Vec<Verdict>>,
+    pub direction: Option<Vec<TrafficDirection>>,
+    pub drop_reason: Option<Vec<DropReason>>,
+    pub policy_log: Option<Vec<String>>,
+    pub node: Option<Vec<Glob>>,
+    pub source: SideMatch,
+    pub destination: SideMatch,
+}
+
+fn any_glob(globs: &Option<Vec<Glob>>, value: &str) -> bool {
+    globs
+        .as_ref()
+        .is_none_or(|gs| gs.iter().any(|g| g.matches_value(value)))
+}
+
+fn all_catch_all<T>(v: &Option<Vec<T>>, f: impl Fn(&[T]) -> bool) -> Option<bool> {
+    v.as_ref().map(|v| f(v))
+}
+
+impl SideMatch {
+    /// Everything but `cidr` and `fqdn`, which go through the index.
+    fn scalar_matches(&self, side: &Side<'_>, ctx: &FlowCtx<'_>) -> bool {
+        any_glob(&self.namespace, side.namespace())
+            && any_glob(&self.pod, side.pod())
+            && self.workload.as_ref().is_none_or(|gs| {
+                side.endpoint.is_some_and(|e| {
+                    e.workloads
+                        .iter()
+                        .any(|w| gs.iter().any(|g| g.matches_value(&w.name)))
+                })
+            })
+            && self.labels.iter().all(|s| s.matches(side.labels()))
+            && self
+                .entity
+                .as_ref()
+                .is_none_or(|es| es.iter().any(|e| e.matches(side)))
+            && self
+                .port
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|p| p.matches(side.port, ctx.proto)))
+    }
+
+    /// `cidr` and `fqdn` tested directly, without the index.
+    fn direct_matches(&self, side: &Side<'_>) -> bool {
+        self.cidr
+            .as_ref()
+            .is_none_or(|cs| side.ip.is_some_and(|ip| cs.iter().any(|c| c.contains(ip))))
+            && self
+                .fqdn
+                .as_ref()
+                .is_none_or(|ps| side.names.iter().any(|n| ps.iter().any(|p| p.matches(n))))
+    }
+
+    /// Per present key: whether it is a catch-all. Empty when nothing is constrained.
+    fn catch_alls(&self) -> Vec<bool> {
+        let glob_all = |gs: &[Glob]| gs.iter().any(Glob::is_match_all);
+        [
+            all_catch_all(&self.namespace, glob_all),
+            all_catch_all(&self.pod, glob_all),
+            all_catch_all(&self.workload, glob_all),
+            (!self.labels.is_empty()).then_some(false),
+            all_catch_all(&self.entity, |_| false),
+            all_catch_all(&self.cidr, |cs| {
+                let v4 = cs.iter().any(|c| c.is_default_route() && !c.is_v6());
+                let v6 = cs.iter().any(|c| c.is_default_route() && c.is_v6());
+                v4 && v6
+            }),
+            all_catch_all(&self.fqdn, |ps| ps.iter().any(FqdnPattern::is_match_all)),
+            all_catch_all(&self.port, |ps| ps.iter().any(PortSpec::is_match_all)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl CompiledMatch {
+    fn scalar_matches(&self, ctx: &FlowCtx<'_>) -> bool {
+        self.verdict
+            .as_ref()
+            .is_none_or(|v| v.contains(&ctx.verdict))
+            && self
+                .direction
+                .as_ref()
+                .is_none_or(|v| v.contains(&ctx.direction))
+            && self
+                .drop_reason
+                .as_ref()
+                .is_none_or(|v| v.contains(&ctx.drop_reason))
+            && self.policy_log.as_ref().is_none_or(|v| {
+                ctx.flow
+                    .policy_log
+                    .iter()
+                    .any(|t| !t.is_empty() && v.contains(t))
+            })
+            && any_glob(&self.node, ctx.node)
+            && self.source.scalar_matches(&ctx.source, ctx)
+            && self.destination.scalar_matches(&ctx.destination, ctx)
+    }
+
+    /// Whether the flow matches, testing every constraint directly (no index).
+    pub fn matches_direct(&self, ctx: &FlowCtx<'_>) -> bool {
+        self.scalar_matches(ctx)
+            && self.source.direct_matches(&ctx.source)
+            && self.destination.direct_matches(&ctx.destination)
+    }
+
+    /// Per present key: whether it is a catch-all. Empty when nothing is constrained.
+    pub fn catch_alls(&self) -> Vec<bool> {
+        let mut v: Vec<bool> = [
+            all_catch_all(&self.verdict, |v| {
+                v.contains(&Verdict::Dropped) && v.contains(&Verdict::Audit)
+            }),
+            all_catch_all(&self.direction, |v| {
+                v.contains(&TrafficDirection::Ingress) && v.contains(&TrafficDirection::Egress)
+            }),
+            all_catch_all(&self.drop_reason, |_| false),
+            all_catch_all(&self.policy_log, |_| false),
+            all_catch_all(&self.node, |gs| gs.iter().any(Glob::is_match_all)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        v.extend(self.source.catch_alls());
+        v.extend(self.destination.catch_alls());
+        v
+    }
+}
+
+/// The fqdn and cidr index of one side over all rules.
+#[derive(Debug, Default)]
+struct SideIndex {
+    fqdn: Option<RegexSet>,
+    /// Pattern index in `fqdn` → rule index.
+    fqdn_rule: Vec<u32>,
+    cidr: CidrIndex,
+}
+
+/// Which lookup a bitset slot holds.
+const SRC_CIDR: usize = 0;
+const SRC_FQDN: usize = 1;
+const DST_CIDR: usize = 2;
+const DST_FQDN: usize = 3;
+
+impl SideIndex {
+    fn build(sides: &[&SideMatch]) -> Result<Self, String> {
+        let mut idx = SideIndex::default();
+        let mut patterns = Vec::new();
+        for (r, side) in sides.iter().enumerate() {
+            let r = u32::try_from(r).map_err(|_| "too many rules".to_string())?;
+            for c in side.cidr.iter().flatten() {
+                idx.cidr.insert(*c, r);
+            }
+            for p in side.fqdn.iter().flatten() {
+                patterns.push(p.to_regex());
+                idx.fqdn_rule.push(r);
+            }
+        }
+        if !patterns.is_empty() {
+            let set = RegexSetBuilder::new(&patterns)
+                .size_limit(256 << 20)
+                .dfa_size_limit(64 << 20)
+                .build()
+                .map_err(|e| format!("fqdn patterns do not compile together: {e}"))?;
+            idx.fqdn = Some(set);
+        }
+        Ok(idx)
+    }
+
+    fn fill_cidr(&self, side: &Side<'_>, bits: &mut [u64]) {
+        if let Some(ip) = side.ip {
+            self.cidr.lookup(ip, |r| set_bit(bits, r));
+        }
+    }
+
+    fn fill_fqdn(&self, side: &Side<'_>, bits: &mut [u64], s: &mut Names) {
+        let Some(set) = &self.fqdn else { return };
+        s.hits.clear();
+        s.hits.resize(set.len(), false);
+        for name in &side.names {
+            if fqdn::normalize_into(name, &mut s.buf) {
+                set.matches_read_at(&mut s.hits, &s.buf, 0);
+            }
+        }
+        for (p, hit) in s.hits.iter().enumerate() {
+            if *hit {
+                set_bit(bits, self.fqdn_rule[p]);
+            }
+        }
+    }
+}
+
+fn set_bit(bits: &mut [u64], r: u32) {
+    let r = r as usize;
+    if let Some(w) = bits.get_mut(r / 64) {
+        *w |= 1 << (r % 64);
+    }
+}
+
+fn bit(bits: &[u64], r: usize) -> bool {
+    bits.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1)
+}
+
+/// Scratch space for name normalization and regex-set hits.
+#[derive(Default)]
+struct Names {
+    buf: String,
+    hits: Vec<bool>,
+}
+
+/// Per-thread scratch reused across flows, so matching a flow does not allocate.
+#[derive(Default)]
+struct Scratch {
+    bits: [Vec<u64>; 4],
+    done: [bool; 4],
+    names: Names,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The compiled matchers of all rules plus their indexes.
+#[derive(Debug, Default)]
+pub(crate) struct Matcher {
+    rules: Vec<CompiledMatch>,
+    /// Expiry per rule, Unix seconds.
+    expires: Vec<Option<f64>>,
+    source: SideIndex,
+    destination: SideIndex,
+}
+
+/// Whether a rule with this expiry is in force at the flow's time.
+pub(crate) fn in_force(expires: Option<f64>, time: Option<f64>) -> bool {
+    match (expires, time) {
+        (None, _) => true,
+        (Some(e), Some(t)) => t <= e,
+        (Some(_), None) => false,
+    }
+}
+
+impl Matcher {
+    /// Builds the indexes.
+    pub fn new(rules: Vec<CompiledMatch>, expires: Vec<Option<f64>>) -> Result<Self, String> {
+        let src: Vec<&SideMatch> = rules.iter().map(|r| &r.source).collect();
+        let dst: Vec<&SideMatch> = rules.iter().map(|r| &r.destination).collect();
+        Ok(Self {
+            source: SideIndex::build(&src)?,
+            destination: SideIndex::build(&dst)?,
+            rules,
+            expires,
+        })
+    }
+
+    /// Whether rule `i` matches, tested directly without the indexes.
+    pub fn matches_direct(&self, i: usize, ctx: &FlowCtx<'_>) -> bool {
+        match (self.rules.get(i), self.expires.get(i)) {
+            (Some(r), Some(e)) => in_force(*e, ctx.time) && r.matches_direct(ctx),
+            _ => false,
+        }
+    }
+
+    /// The first rule that matches, using the indexes.
+    pub fn first_match(&self, ctx: &FlowCtx<'_>) -> Option<usize> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => self.first_match_with(ctx, &mut s),
+            Err(_) => self.first_match_with(ctx, &mut Scratch::default()),
+        })
+    }
+
+    fn first_match_with(&self, ctx: &FlowCtx<'_>, s: &mut Scratch) -> Option<usize> {
+        let words = self.rules.len().div_ceil(64);
+        s.done = [false; 4];
+        let Scratch { bits, done, names } = s;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !in_force(self.expires[i], ctx.time) || !rule.scalar_matches(ctx) {
+                continue;
+            }
+            let needs = [
+                rule.source.cidr.is_some(),
+                rule.source.fqdn.is_some(),
+                rule.destination.cidr.is_some(),
+                rule.destination.fqdn.is_some(),
+            ];
+            let mut ok = true;
+            for slot in 0..4 {
+                if !needs[slot] {
+                    continue;
+                }
+                if !done[slot] {
+                    let b = &mut bits[slot];
+                    b.clear();
+                    b.resize(words, 0);
+                    match slot {
+                        SRC_CIDR => self.source.fill_cidr(&ctx.source, b),
+                        SRC_FQDN => self.source.fill_fqdn(&ctx.source, b, names),
+                        DST_CIDR => self.destination.fill_cidr(&ctx.destination, b),
+                        DST_FQDN => self.destination.fill_fqdn(&ctx.destination, b, names),
+                        _ => {}
+                    }
+                    done[slot] = true;
+                }
+                if !bit(&bits[slot], i) {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
