@@ -292,3 +292,40 @@ fn check_exit_codes() {
     let missing = run(&["check", "-c", "/nonexistent/config.toml"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// `check` refuses each invalid rule file with exit 1 and the exact messages of its `.err` file.
+#[test]
+fn check_refuses_each_invalid_rule_file_with_its_exact_message() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules");
+    let mut n = 0;
+    for e in std::fs::read_dir(&fixtures).expect("fixtures") {
+        let p = e.expect("entry").path();
+        if p.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = p.file_name().and_then(|n| n.to_str()).expect("name");
+        let want = std::fs::read_to_string(p.with_extension("err")).expect(".err file");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(&p, dir.path().join(name)).expect("copy");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!("[classify]\nrule_files = [\"{name}\"]\n"),
+        )
+        .expect("config");
+        let out = bin()
+            .current_dir(dir.path())
+            .args(["check", "-c", "config.toml"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{name}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for line in want.lines().filter(|l| !l.is_empty()) {
+            assert!(
+                stderr.contains(line),
+                "{name}: missing {line:?} in\n{stderr}"
+            );
+        }
+        n += 1;
+    }
+    assert!(n >= 12, "every kind of bad rule file, found {n}");
+}
