@@ -35,6 +35,11 @@ pub type Labels = Vec<(String, String)>;
 /// The value every context label gets once `metrics.max_series` is reached.
 pub const OVERFLOW: &str = "__overflow__";
 
+/// The `kind` values of `hubble_noise_decode_errors_total`: a recording line that is not a
+/// Hubble response (`json`) or too long (`line_too_long`), a read error (`io`), a relay message
+/// that could not be decoded (`grpc`).
+pub const DECODE_ERROR_KINDS: [&str; 4] = ["json", "line_too_long", "io", "grpc"];
+
 /// A float gauge (timestamps).
 type FGauge = Gauge<f64, AtomicU64>;
 
@@ -124,7 +129,11 @@ fn node_state_name(s: NodeState) -> Option<&'static str> {
 }
 
 /// The value of one context label for a counted flow.
-fn context_value<'a>(label: &str, ctx: &FlowCtx<'a>, d: &Decision<'_>) -> std::borrow::Cow<'a, str> {
+fn context_value<'a>(
+    label: &str,
+    ctx: &FlowCtx<'a>,
+    d: &Decision<'_>,
+) -> std::borrow::Cow<'a, str> {
     use std::borrow::Cow;
     match label {
         "source_namespace" => Cow::Borrowed(ctx.source.namespace()),
@@ -137,9 +146,11 @@ fn context_value<'a>(label: &str, ctx: &FlowCtx<'a>, d: &Decision<'_>) -> std::b
             .destination
             .port
             .map_or(Cow::Borrowed(""), |p| Cow::Owned(p.to_string())),
-        "destination_name" => ctx.destination.names.first().map_or(Cow::Borrowed(""), |n| {
-            Cow::Owned(crate::dns::normalize(n))
-        }),
+        "destination_name" => ctx
+            .destination
+            .names
+            .first()
+            .map_or(Cow::Borrowed(""), |n| Cow::Owned(crate::dns::normalize(n))),
         "drop_reason" => Cow::Borrowed(drop_reason_name(ctx.drop_reason).unwrap_or("")),
         "node" => Cow::Borrowed(ctx.node),
         "attribution" => Cow::Borrowed(d.attribution.as_str()),
@@ -258,6 +269,23 @@ impl Metrics {
         for s in ["connected", "unavailable", "gone", "error"] {
             relay_nodes.get_or_create(&labels(&[("state", s)])).set(0);
         }
+        // Bounded label values exist at 0 from the start, so rate() and alerts see the first
+        // increase.
+        for r in crate::source::relay::Reason::ALL {
+            let _ = relay_reconnects.get_or_create_owned(&labels(&[("reason", r.as_str())]));
+        }
+        for s in [
+            LostEventSource::UnknownLostEventSource,
+            LostEventSource::PerfEventRingBuffer,
+            LostEventSource::ObserverEventsQueue,
+            LostEventSource::HubbleRingBuffer,
+        ] {
+            let _ = lost_events
+                .get_or_create_owned(&labels(&[("source", &lost_source_name(s as i32))]));
+        }
+        for k in DECODE_ERROR_KINDS {
+            let _ = decode_errors.get_or_create_owned(&labels(&[("kind", k)]));
+        }
         Self {
             registry: r,
             context_labels: cfg.labels.clone(),
@@ -345,7 +373,10 @@ impl Metrics {
             self.rule_last_match.remove(&l);
         }
         *self.rule_handles.write().unwrap_or_else(|e| e.into_inner()) = handles;
-        *self.rule_expiries.write().unwrap_or_else(|e| e.into_inner()) = expiries;
+        *self
+            .rule_expiries
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = expiries;
         self.refresh();
     }
 
@@ -435,22 +466,24 @@ impl Metrics {
                 }
             }
         };
-        let exemplar = (self.exemplars && d.class == Class::Unexpected).then(|| {
-            labels(&[("uuid", ctx.flow.uuid.as_str()), ("node", ctx.node)])
-        });
+        let exemplar = (self.exemplars && d.class == Class::Unexpected)
+            .then(|| labels(&[("uuid", ctx.flow.uuid.as_str()), ("node", ctx.node)]));
         let ts = ctx
             .time
             .filter(|t| t.is_finite() && *t >= 0.0)
             .map(|t| UNIX_EPOCH + Duration::from_secs_f64(t));
         counter.inc_by(1, exemplar, ts.filter(|_| self.exemplars));
-        if let Some(i) = d.rule {
-            if let Some(rule) = classifier.rules.rules().get(i) {
-                let handles = self.rule_handles.read().unwrap_or_else(|e| e.into_inner());
-                if let Some(h) = handles.get(rule.name.as_str()) {
-                    h.matches.inc();
-                    h.last_match.set(ctx.time.unwrap_or_else(now_seconds));
-                }
-            }
+        if let Some(rule) = d.rule.and_then(|i| classifier.rules.rules().get(i)) {
+            self.record_rule_match(&rule.name, ctx.time);
+        }
+    }
+
+    /// Counts a flow decided by the rule `name` at `time` (the flow's time, else now).
+    pub fn record_rule_match(&self, name: &str, time: Option<f64>) {
+        let handles = self.rule_handles.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = handles.get(name) {
+            h.matches.inc();
+            h.last_match.set(time.unwrap_or_else(now_seconds));
         }
     }
 

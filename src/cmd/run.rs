@@ -22,7 +22,7 @@ use crate::api::observer::GetFlowsResponse;
 use crate::api::observer::get_flows_response::ResponseTypes;
 use crate::classify::Classifier;
 use crate::cli::RunArgs;
-use crate::config::{LogConfig, LogFormat, Loaded};
+use crate::config::{Loaded, LogConfig, LogFormat};
 use crate::load;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -156,7 +156,12 @@ pub async fn run_daemon(
         }
     });
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    tasks.spawn(pipeline_task(Pipeline::new(&cfg), cls_rx, metrics.clone(), rx));
+    tasks.spawn(pipeline_task(
+        Pipeline::new(&cfg),
+        cls_rx,
+        metrics.clone(),
+        rx,
+    ));
     match input {
         Input::Relay => {
             tasks.spawn(relay::follow(
@@ -167,11 +172,7 @@ pub async fn run_daemon(
                 stopped(stop_rx.clone()),
             ));
         }
-        Input::Replay {
-            path,
-            looped,
-            rate,
-        } => {
+        Input::Replay { path, looped, rate } => {
             let m = metrics.clone();
             let stop = stop_rx.clone();
             tasks.spawn_blocking(move || replay(&path, looped, rate, &m, &tx, &stop));
@@ -311,16 +312,16 @@ fn replay(
             if *stop.borrow() {
                 return;
             }
-            let fits = match file::read_line(&mut *reader as &mut dyn BufRead, &mut buf, file::MAX_LINE)
-            {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(file = %path.display(), error = %e, "read failed");
-                    metrics.record_decode_error("io");
-                    break;
-                }
-            };
+            let fits =
+                match file::read_line(&mut *reader as &mut dyn BufRead, &mut buf, file::MAX_LINE) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "read failed");
+                        metrics.record_decode_error("io");
+                        break;
+                    }
+                };
             line += 1;
             if !fits {
                 metrics.record_decode_error(file::LineErrorKind::TooLong.as_str());

@@ -13,8 +13,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 
 use crate::api::flow::{EventTypeFilter, FlowFilter, Verdict};
-use crate::api::observer::observer_client::ObserverClient;
 use crate::api::observer::get_flows_response::ResponseTypes;
+use crate::api::observer::observer_client::ObserverClient;
 use crate::api::observer::{GetFlowsRequest, GetFlowsResponse};
 use crate::backoff::Backoff;
 use crate::config::RelayConfig;
@@ -43,6 +43,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, so each series can exist at 0 from the start.
+    pub const ALL: [Reason; 7] = [
+        Reason::Unavailable,
+        Reason::StreamEnded,
+        Reason::IdleTimeout,
+        Reason::ConnectError,
+        Reason::Tls,
+        Reason::Decode,
+        Reason::Other,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,9 +89,16 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn looks_like_tls(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
-    ["certificate", "tls", "handshake", "unknownissuer", "invalid peer", "alert"]
-        .iter()
-        .any(|k| m.contains(k))
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "invalid peer",
+        "alert",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
 }
 
 fn classify_status(s: &Status) -> Failure {
