@@ -415,26 +415,22 @@ impl Metrics {
                 s.key.push_str(v);
                 s.key.push('\u{1f}');
             }
-            let values: Vec<_> = self
-                .context_labels
-                .iter()
-                .map(|l| context_value(l, ctx, d))
-                .collect();
-            for v in &values {
-                s.key.push_str(v);
+            for l in &self.context_labels {
+                s.key.push_str(&context_value(l, ctx, d));
                 s.key.push('\u{1f}');
             }
             if let Some(c) = s.by_key.get(s.key.as_str()) {
                 c.clone()
             } else if s.regular < self.max_series {
+                let values = self.context_labels.iter().map(|l| context_value(l, ctx, d));
                 let mut l = labels(&[
                     ("class", class),
                     ("verdict", verdict),
                     ("reason", d.reason),
                     ("direction", direction),
                 ]);
-                for (name, v) in self.context_labels.iter().zip(&values) {
-                    l.push((name.clone(), v.to_string()));
+                for (name, v) in self.context_labels.iter().zip(values) {
+                    l.push((name.clone(), v.into_owned()));
                 }
                 let c = self.flows.get_or_create_owned(&l);
                 s.regular += 1;
