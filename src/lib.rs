@@ -3,7 +3,7 @@
 //!
 //! The data path, one way: [`source`] (relay stream or JSON lines) → [`pipeline`] (decode,
 //! [`dedup`], skip the drop-notification twin, learn names in [`dns`], [`classify`] with
-//! [`rules`]) → metrics or replay output.
+//! [`rules`]) → [`metrics`] (served by [`server`] in `run`) or replay output.
 //!
 //! - [`api`]: generated protobuf / gRPC / JSON types of Hubble's API (`proto/`).
 //! - [`config`]: defaults < `config.toml` < environment.
