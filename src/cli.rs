@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Classify recorded flows (JSON lines, `-` for stdin, `.gz` ok) and print a summary.
     Replay(ReplayArgs),
+    /// The daemon: follow hubble-relay (or replay a recording), serve /metrics.
+    Run(RunArgs),
     /// Validate the config, rules and policies; print a summary. Exit 1 when invalid.
     Check(ConfigArg),
 }
@@ -55,4 +57,22 @@ pub enum Format {
     Table,
     /// One JSON object per counted flow, in input order.
     Jsonl,
+}
+
+/// `run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Config.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Feed this recording (JSON lines, `-` = stdin, `.gz` ok) instead of the relay, then keep
+    /// serving `/metrics`.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// With `--replay`: replay forever, with fresh uuids and current times.
+    #[arg(long = "loop", requires = "replay")]
+    pub r#loop: bool,
+    /// With `--replay`: flows per second (default: as fast as possible).
+    #[arg(long, value_name = "N", requires = "replay")]
+    pub rate: Option<f64>,
 }

@@ -86,6 +86,11 @@ pub struct RelayConfig {
     /// On reconnect, ask for flows from this long before the last flow seen.
     #[serde(with = "duration_str")]
     pub resume_overlap: Duration,
+    /// A stream that delivers nothing (no flow, no node status) for this long is taken for dead
+    /// and reopened (with `since`, so nothing is lost). Catches half-dead streams that HTTP/2
+    /// keepalive does not.
+    #[serde(with = "duration_str")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -103,6 +108,7 @@ impl Default for RelayConfig {
             keepalive_interval: Duration::from_secs(20),
             keepalive_timeout: Duration::from_secs(10),
             resume_overlap: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -365,6 +371,9 @@ impl Config {
                 &["relay", "backoff_max"],
                 "backoff_initial must be above 0 and at most backoff_max".into(),
             ));
+        }
+        if self.relay.idle_timeout.is_zero() {
+            return Err(err(&["relay", "idle_timeout"], "must be above 0".into()));
         }
         if self.metrics.listen.parse::<SocketAddr>().is_err() {
             return Err(err(

@@ -3,14 +3,19 @@
 //!
 //! The data path, one way: [`source`] (relay stream or JSON lines) → [`pipeline`] (decode,
 //! [`dedup`], skip the drop-notification twin, learn names in [`dns`], [`classify`] with
-//! [`rules`]) → metrics or replay output.
+//! [`rules`]) → [`metrics`] (served by [`server`] in `run`) or replay output.
 //!
 //! - [`api`]: generated protobuf / gRPC / JSON types of Hubble's API (`proto/`).
 //! - [`config`]: defaults < `config.toml` < environment.
 //! - [`flow`]: the matcher's view of one flow.
 //! - [`located`]: errors that name file, line, column and key.
+//! - [`metrics`]: every Prometheus metric, the cardinality guard.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`.
+//! - [`backoff`]: jittered exponential reconnect delays.
+//! - [`cmd::run`]: the daemon wiring (`run_daemon`).
 
 pub mod api;
+pub mod backoff;
 pub mod classify;
 pub mod cli;
 pub mod cmd;
@@ -20,7 +25,9 @@ pub mod dns;
 pub mod flow;
 pub mod load;
 pub mod located;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod rules;
+pub mod server;
 pub mod source;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(&args),
         Command::Check(args) => cmd::check::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,373 @@
+//! `hubble-noise run`: the daemon (PRODUCT.md §2, §8, §9).
+//!
+//! One task per concern: the HTTP server, the source (relay stream or `--replay` recording),
+//! the reloader (`POST /-/reload`, `SIGHUP`), and ONE pipeline task that owns the
+//! [`Pipeline`] and updates [`Metrics`]. The source hands responses over a bounded channel, so
+//! a slow pipeline slows the stream down (the relay then reports lost events) instead of
+//! growing memory.
+
+use std::future::Future;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::observer::GetFlowsResponse;
+use crate::api::observer::get_flows_response::ResponseTypes;
+use crate::classify::Classifier;
+use crate::cli::RunArgs;
+use crate::config::{Loaded, LogConfig, LogFormat};
+use crate::load;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::server::{AppState, ReloadRequest, serve};
+use crate::source::{file, relay};
+
+/// Responses in flight between the source and the pipeline.
+pub const CHANNEL_CAPACITY: usize = 4096;
+/// How long tasks get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Where the daemon's responses come from.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The hubble-relay stream of `relay.address`.
+    Relay,
+    /// A recording (JSON lines), read once, or forever with fresh uuids and times.
+    Replay {
+        /// The file (`-` = stdin, `.gz` ok).
+        path: PathBuf,
+        /// Read it again and again.
+        looped: bool,
+        /// Flows per second; `None` = as fast as the pipeline takes them.
+        rate: Option<f64>,
+    },
+}
+
+/// Sets up logging: text or JSON lines; `RUST_LOG` wins over `log.level`. A second call (tests)
+/// is a no-op.
+pub fn init_logging(cfg: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// `hubble-noise run`: load the config (errors exit 2), bind, run until SIGTERM/SIGINT.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load::config(args.config.config.as_deref())?;
+    init_logging(&loaded.config.log);
+    let input = match &args.replay {
+        Some(path) => Input::Replay {
+            path: path.clone(),
+            looped: args.r#loop,
+            rate: args.rate,
+        },
+        None => Input::Relay,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let addr = loaded.config.metrics.listen.clone();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("metrics.listen {addr}"))?;
+        tracing::info!(listen = %addr, "serving /metrics");
+        run_daemon(loaded, input, listener, shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Runs the daemon on `listener` until `shutdown` completes: server, source, reloader and the
+/// pipeline. Returns an error only when the rules cannot be loaded at start.
+pub async fn run_daemon(
+    loaded: Loaded,
+    input: Input,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let cfg = loaded.config.clone();
+    let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
+    metrics.set_rules(classifier.rules.rules());
+    metrics.record_reload(true);
+    let (cls_tx, cls_rx) = watch::channel(Arc::new(classifier));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+
+    let state = Arc::new(AppState::new(metrics.clone(), Some(reload_tx)));
+    state.ready.store(true, Ordering::Relaxed);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(reloader(
+        loaded.path.clone(),
+        metrics.clone(),
+        cls_tx,
+        reload_rx,
+        stopped(stop_rx.clone()),
+    ));
+    let server_stop = stopped(stop_rx.clone());
+    tasks.spawn(async move {
+        if let Err(e) = serve(listener, state, server_stop).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    tasks.spawn(pipeline_task(
+        Pipeline::new(&cfg),
+        cls_rx,
+        metrics.clone(),
+        rx,
+    ));
+    match input {
+        Input::Relay => {
+            tasks.spawn(relay::follow(
+                cfg.relay.clone(),
+                cfg.dns.learn,
+                metrics.clone(),
+                tx,
+                stopped(stop_rx.clone()),
+            ));
+        }
+        Input::Replay { path, looped, rate } => {
+            let m = metrics.clone();
+            let stop = stop_rx.clone();
+            tasks.spawn_blocking(move || replay(&path, looped, rate, &m, &tx, &stop));
+        }
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("tasks did not stop in time");
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+/// The one task that owns the pipeline.
+async fn pipeline_task(
+    mut pipeline: Pipeline,
+    mut cls_rx: watch::Receiver<Arc<Classifier>>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<GetFlowsResponse>,
+) {
+    let mut classifier = cls_rx.borrow_and_update().clone();
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        if cls_rx.has_changed().unwrap_or(false) {
+            classifier = cls_rx.borrow_and_update().clone();
+        }
+        for resp in batch.drain(..) {
+            metrics.observe_response(&resp);
+            let outcome = pipeline.process(&resp, &classifier);
+            metrics.record_outcome(&outcome, &classifier);
+        }
+        metrics.set_dns_cache_entries(pipeline.names.len());
+    }
+}
+
+/// Re-reads the config and rules; on success swaps the classifier, else keeps the old one.
+pub fn reload(
+    path: Option<&Path>,
+    metrics: &Metrics,
+    cls_tx: &watch::Sender<Arc<Classifier>>,
+) -> Result<(), String> {
+    let result = load::config(path)
+        .map_err(|e| e.to_string())
+        .and_then(|l| load::classifier(&l).map_err(|e| e.to_string()));
+    match result {
+        Ok(c) => {
+            metrics.set_rules(c.rules.rules());
+            cls_tx.send_replace(Arc::new(c));
+            metrics.record_reload(true);
+            tracing::info!("configuration reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            metrics.record_reload(false);
+            tracing::error!(error = %e, "reload failed, previous rules kept");
+            Err(e)
+        }
+    }
+}
+
+async fn reloader(
+    path: Option<PathBuf>,
+    metrics: Arc<Metrics>,
+    cls_tx: watch::Sender<Arc<Classifier>>,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let sighup = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let sighup = std::future::pending::<()>();
+        tokio::select! {
+            () = &mut stop => return,
+            req = requests.recv() => {
+                let Some(answer) = req else { return };
+                let _ = answer.send(reload(path.as_deref(), &metrics, &cls_tx));
+            }
+            () = sighup => {
+                tracing::info!("SIGHUP: reloading");
+                let _ = reload(path.as_deref(), &metrics, &cls_tx);
+            }
+        }
+    }
+}
+
+fn now_timestamp() -> pbjson_types::Timestamp {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    pbjson_types::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Feeds a recording into the pipeline (blocking; run on a blocking thread). In `looped`
+/// mode every pass after the first gets fresh uuids, and every flow the current time.
+fn replay(
+    path: &Path,
+    looped: bool,
+    rate: Option<f64>,
+    metrics: &Metrics,
+    tx: &mpsc::Sender<GetFlowsResponse>,
+    stop: &watch::Receiver<bool>,
+) {
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let rate = rate.filter(|r| r.is_finite() && *r > 0.0);
+    for pass in 0u64.. {
+        let mut reader = match file::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot open the recording");
+                return;
+            }
+        };
+        let mut buf = Vec::with_capacity(8 * 1024);
+        let mut line = 0u64;
+        let mut flows_in_pass = 0u64;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let fits =
+                match file::read_line(&mut *reader as &mut dyn BufRead, &mut buf, file::MAX_LINE) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "read failed");
+                        metrics.record_decode_error("io");
+                        break;
+                    }
+                };
+            line += 1;
+            if !fits {
+                metrics.record_decode_error(file::LineErrorKind::TooLong.as_str());
+                continue;
+            }
+            let mut resp = match file::decode_line(&buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    metrics.record_decode_error(file::LineErrorKind::Json.as_str());
+                    if pass == 0 {
+                        tracing::warn!(file = %path.display(), line, error = %e, "line skipped");
+                    }
+                    continue;
+                }
+            };
+            if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_mut() {
+                flows_in_pass += 1;
+                if looped {
+                    if pass > 0 && !f.uuid.is_empty() {
+                        f.uuid = format!("{}-{pass}", f.uuid);
+                    }
+                    let now = now_timestamp();
+                    f.time = Some(now);
+                    resp.time = Some(now);
+                }
+                if let Some(r) = rate {
+                    sent += 1;
+                    let due = start + Duration::from_secs_f64(sent as f64 / r);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                }
+            }
+            if tx.blocking_send(resp).is_err() {
+                return;
+            }
+        }
+        if !looped {
+            tracing::info!(file = %path.display(), lines = line, "recording replayed");
+            return;
+        }
+        if flows_in_pass == 0 {
+            tracing::warn!(file = %path.display(), "no flows in the recording; not looping");
+            return;
+        }
+    }
+}

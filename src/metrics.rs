@@ -1,0 +1,598 @@
+//! Every metric of PRODUCT.md §8, in one place, with the cardinality guard.
+//!
+//! Other code calls domain methods ([`Metrics::record_outcome`], [`Metrics::record_lost`],
+//! [`Metrics::set_connected`], …) and never touches a metric directly. The hot path
+//! ([`Metrics::record_outcome`]) looks a flow's label values up in a map of pre-resolved counter
+//! handles, keyed by one reusable string: no allocation and one uncontended lock per flow once a
+//! series exists.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::CounterWithExemplar;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::api::flow::{LostEvent, LostEventSource};
+use crate::api::observer::GetFlowsResponse;
+use crate::api::observer::get_flows_response::ResponseTypes;
+use crate::api::relay::{NodeState, NodeStatusEvent};
+use crate::classify::{Classifier, Decision};
+use crate::config::MetricsConfig;
+use crate::flow::{FlowCtx, unix_seconds};
+use crate::output::{direction_name, drop_reason_name, verdict_name};
+use crate::pipeline::Outcome;
+use crate::rules::{Class, Rule};
+
+/// A label set: (name, value) pairs.
+pub type Labels = Vec<(String, String)>;
+
+/// The value every context label gets once `metrics.max_series` is reached.
+pub const OVERFLOW: &str = "__overflow__";
+
+/// The `kind` values of `hubble_noise_decode_errors_total`: a recording line that is not a
+/// Hubble response (`json`) or too long (`line_too_long`), a read error (`io`), a relay message
+/// that could not be decoded (`grpc`).
+pub const DECODE_ERROR_KINDS: [&str; 4] = ["json", "line_too_long", "io", "grpc"];
+
+/// A float gauge (timestamps).
+type FGauge = Gauge<f64, AtomicU64>;
+
+/// The handles of one rule's metrics.
+#[derive(Clone)]
+struct RuleHandles {
+    matches: Counter,
+    last_match: FGauge,
+}
+
+/// The series of `hubble_noise_flows_total` created so far, and a reusable lookup key.
+#[derive(Default)]
+struct FlowSeries {
+    by_key: HashMap<String, CounterWithExemplar<Labels>>,
+    key: String,
+    /// Series with real context values (overflow series excluded).
+    regular: usize,
+}
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Registry,
+    context_labels: Vec<String>,
+    max_series: usize,
+    exemplars: bool,
+    flows: Family<Labels, CounterWithExemplar<Labels>>,
+    series: Mutex<FlowSeries>,
+    rule_matches: Family<Labels, Counter>,
+    rule_last_match: Family<Labels, FGauge>,
+    rule_expiry: Family<Labels, FGauge>,
+    rule_handles: RwLock<HashMap<String, RuleHandles>>,
+    rule_expiries: RwLock<Vec<f64>>,
+    rules: Family<Labels, Gauge>,
+    relay_connected: Gauge,
+    relay_reconnects: Family<Labels, Counter>,
+    relay_nodes: Family<Labels, Gauge>,
+    node_states: Mutex<HashMap<String, NodeState>>,
+    lost_events: Family<Labels, Counter>,
+    last_flow: FGauge,
+    duplicates: Counter,
+    decode_errors: Family<Labels, Counter>,
+    series_overflow: Counter,
+    dns_cache_entries: Gauge,
+    reload_ok: Gauge,
+    reload_ok_time: FGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("context_labels", &self.context_labels)
+            .field("max_series", &self.max_series)
+            .finish_non_exhaustive()
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Wall-clock Unix seconds.
+pub fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The label value of a lost-event source: the enum name in lower case.
+pub fn lost_source_name(source: i32) -> String {
+    LostEventSource::try_from(source)
+        .unwrap_or(LostEventSource::UnknownLostEventSource)
+        .as_str_name()
+        .to_ascii_lowercase()
+}
+
+fn node_state_name(s: NodeState) -> Option<&'static str> {
+    match s {
+        NodeState::NodeConnected => Some("connected"),
+        NodeState::NodeUnavailable => Some("unavailable"),
+        NodeState::NodeGone => Some("gone"),
+        NodeState::NodeError => Some("error"),
+        NodeState::UnknownNodeState => None,
+    }
+}
+
+/// The value of one context label for a counted flow.
+fn context_value<'a>(
+    label: &str,
+    ctx: &FlowCtx<'a>,
+    d: &Decision<'_>,
+) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    match label {
+        "source_namespace" => Cow::Borrowed(ctx.source.namespace()),
+        "source_workload" => Cow::Borrowed(ctx.source.workload()),
+        "source_pod" => Cow::Borrowed(ctx.source.pod()),
+        "destination_namespace" => Cow::Borrowed(ctx.destination.namespace()),
+        "destination_workload" => Cow::Borrowed(ctx.destination.workload()),
+        "destination_pod" => Cow::Borrowed(ctx.destination.pod()),
+        "destination_port" => ctx
+            .destination
+            .port
+            .map_or(Cow::Borrowed(""), |p| Cow::Owned(p.to_string())),
+        "destination_name" => ctx
+            .destination
+            .names
+            .first()
+            .map_or(Cow::Borrowed(""), |n| Cow::Owned(crate::dns::normalize(n))),
+        "drop_reason" => Cow::Borrowed(drop_reason_name(ctx.drop_reason).unwrap_or("")),
+        "node" => Cow::Borrowed(ctx.node),
+        "attribution" => Cow::Borrowed(d.attribution.as_str()),
+        _ => Cow::Borrowed(""),
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric. `version` goes into `hubble_noise_build_info`.
+    pub fn new(cfg: &MetricsConfig, version: &str) -> Self {
+        let mut r = Registry::with_prefix("hubble_noise");
+        let flows = Family::<Labels, CounterWithExemplar<Labels>>::default();
+        r.register(
+            "flows",
+            "DROPPED and AUDIT flows by class, verdict, reason, direction and context",
+            flows.clone(),
+        );
+        let rule_matches = Family::<Labels, Counter>::default();
+        r.register(
+            "rule_matches",
+            "Flows decided by each rule",
+            rule_matches.clone(),
+        );
+        let rule_last_match = Family::<Labels, FGauge>::default();
+        r.register(
+            "rule_last_match_timestamp_seconds",
+            "Time of the last flow decided by each rule",
+            rule_last_match.clone(),
+        );
+        let rule_expiry = Family::<Labels, FGauge>::default();
+        r.register(
+            "rule_expiry_timestamp_seconds",
+            "Expiry time of each rule that has one",
+            rule_expiry.clone(),
+        );
+        let rules = Family::<Labels, Gauge>::default();
+        r.register("rules", "Loaded rules by state", rules.clone());
+        let relay_connected = Gauge::default();
+        r.register(
+            "relay_connected",
+            "1 while the GetFlows stream to hubble-relay is open",
+            relay_connected.clone(),
+        );
+        let relay_reconnects = Family::<Labels, Counter>::default();
+        r.register(
+            "relay_reconnects",
+            "Reconnects to hubble-relay by reason",
+            relay_reconnects.clone(),
+        );
+        let relay_nodes = Family::<Labels, Gauge>::default();
+        r.register(
+            "relay_nodes",
+            "Nodes behind hubble-relay by last reported state",
+            relay_nodes.clone(),
+        );
+        let lost_events = Family::<Labels, Counter>::default();
+        r.register(
+            "lost_events",
+            "Events lost upstream, by source",
+            lost_events.clone(),
+        );
+        let last_flow = FGauge::default();
+        r.register(
+            "last_flow_timestamp_seconds",
+            "Time of the last flow received",
+            last_flow.clone(),
+        );
+        let duplicates = Counter::default();
+        r.register(
+            "duplicate_flows",
+            "Flows received again (same node and uuid) and not counted",
+            duplicates.clone(),
+        );
+        let decode_errors = Family::<Labels, Counter>::default();
+        r.register(
+            "decode_errors",
+            "Messages or lines that could not be decoded, by kind",
+            decode_errors.clone(),
+        );
+        let series_overflow = Counter::default();
+        r.register(
+            "series_overflow",
+            "Flows counted under __overflow__ context labels because metrics.max_series was reached",
+            series_overflow.clone(),
+        );
+        let dns_cache_entries = Gauge::default();
+        r.register(
+            "dns_cache_entries",
+            "Names learned from DNS answers currently cached",
+            dns_cache_entries.clone(),
+        );
+        let reload_ok = Gauge::default();
+        r.register(
+            "config_last_reload_successful",
+            "1 when the last configuration (re)load succeeded",
+            reload_ok.clone(),
+        );
+        let reload_ok_time = FGauge::default();
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration (re)load",
+            reload_ok_time.clone(),
+        );
+        let build_info = Family::<Labels, Gauge>::default();
+        r.register(
+            "build_info",
+            "Always 1, labelled with the version",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&labels(&[("version", version)]))
+            .set(1);
+        for s in ["active", "expired"] {
+            rules.get_or_create(&labels(&[("state", s)])).set(0);
+        }
+        for s in ["connected", "unavailable", "gone", "error"] {
+            relay_nodes.get_or_create(&labels(&[("state", s)])).set(0);
+        }
+        // Bounded label values exist at 0 from the start, so rate() and alerts see the first
+        // increase.
+        for r in crate::source::relay::Reason::ALL {
+            let _ = relay_reconnects.get_or_create_owned(&labels(&[("reason", r.as_str())]));
+        }
+        for s in [
+            LostEventSource::UnknownLostEventSource,
+            LostEventSource::PerfEventRingBuffer,
+            LostEventSource::ObserverEventsQueue,
+            LostEventSource::HubbleRingBuffer,
+        ] {
+            let _ = lost_events
+                .get_or_create_owned(&labels(&[("source", &lost_source_name(s as i32))]));
+        }
+        for k in DECODE_ERROR_KINDS {
+            let _ = decode_errors.get_or_create_owned(&labels(&[("kind", k)]));
+        }
+        Self {
+            registry: r,
+            context_labels: cfg.labels.clone(),
+            max_series: cfg.max_series,
+            exemplars: cfg.exemplars,
+            flows,
+            series: Mutex::new(FlowSeries::default()),
+            rule_matches,
+            rule_last_match,
+            rule_expiry,
+            rule_handles: RwLock::new(HashMap::new()),
+            rule_expiries: RwLock::new(Vec::new()),
+            rules,
+            relay_connected,
+            relay_reconnects,
+            relay_nodes,
+            node_states: Mutex::new(HashMap::new()),
+            lost_events,
+            last_flow,
+            duplicates,
+            decode_errors,
+            series_overflow,
+            dns_cache_entries,
+            reload_ok,
+            reload_ok_time,
+        }
+    }
+
+    /// The registry, for encoding. Call [`Metrics::refresh`] first.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Updates values that depend on the wall clock (rules that expired since the last load).
+    pub fn refresh(&self) {
+        let now = now_seconds();
+        let expiries = self.rule_expiries.read().unwrap_or_else(|e| e.into_inner());
+        let expired = expiries.iter().filter(|e| **e <= now).count();
+        let total = self.rule_handles.read().map_or(0, |h| h.len());
+        drop(expiries);
+        self.set_rule_states(total, expired);
+    }
+
+    fn set_rule_states(&self, total: usize, expired: usize) {
+        let active = i64::try_from(total.saturating_sub(expired)).unwrap_or(i64::MAX);
+        let expired = i64::try_from(expired).unwrap_or(i64::MAX);
+        self.rules
+            .get_or_create(&labels(&[("state", "active")]))
+            .set(active);
+        self.rules
+            .get_or_create(&labels(&[("state", "expired")]))
+            .set(expired);
+    }
+
+    /// Makes every rule's metrics exist (at 0 for new rules). Re-callable on reload: counters
+    /// of rules that remain keep their values; removed rules' series are dropped.
+    pub fn set_rules(&self, rules: &[Rule]) {
+        let mut handles = HashMap::with_capacity(rules.len());
+        let mut expiries = Vec::new();
+        self.rule_expiry.clear();
+        for r in rules {
+            let l = labels(&[("rule", &r.name)]);
+            handles.insert(
+                r.name.clone(),
+                RuleHandles {
+                    matches: self.rule_matches.get_or_create_owned(&l),
+                    last_match: self.rule_last_match.get_or_create_owned(&l),
+                },
+            );
+            if let Some(e) = r.expires {
+                self.rule_expiry.get_or_create(&l).set(e);
+                expiries.push(e);
+            }
+        }
+        let old: Vec<String> = {
+            let cur = self.rule_handles.read().unwrap_or_else(|e| e.into_inner());
+            cur.keys()
+                .filter(|k| !handles.contains_key(*k))
+                .cloned()
+                .collect()
+        };
+        for name in old {
+            let l = labels(&[("rule", &name)]);
+            self.rule_matches.remove(&l);
+            self.rule_last_match.remove(&l);
+        }
+        *self.rule_handles.write().unwrap_or_else(|e| e.into_inner()) = handles;
+        *self
+            .rule_expiries
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = expiries;
+        self.refresh();
+    }
+
+    /// Notes a response before it goes through the pipeline: the last flow time.
+    pub fn observe_response(&self, resp: &GetFlowsResponse) {
+        if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_ref() {
+            if let Some(t) = f.time.as_ref().or(resp.time.as_ref()) {
+                self.last_flow.set(unix_seconds(t));
+            }
+        }
+    }
+
+    /// Counts what the pipeline made of one response.
+    pub fn record_outcome(&self, outcome: &Outcome<'_>, classifier: &Classifier) {
+        match outcome {
+            Outcome::Counted { ctx, decision } => self.record_flow(ctx, decision, classifier),
+            Outcome::Duplicate => {
+                self.duplicates.inc();
+            }
+            Outcome::Lost(l) => self.record_lost(l),
+            Outcome::NodeStatus(n) => self.record_node_status(n),
+            Outcome::Twin | Outcome::NotCounted | Outcome::Empty => {}
+        }
+    }
+
+    /// Counts one classified flow in `hubble_noise_flows_total` and its rule's metrics.
+    pub fn record_flow(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier) {
+        let class = d.class.as_str();
+        let verdict = verdict_name(ctx.verdict);
+        let direction = direction_name(ctx.direction);
+        let counter = {
+            let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            let s = &mut *s;
+            s.key.clear();
+            for v in [class, verdict, d.reason, direction] {
+                s.key.push_str(v);
+                s.key.push('\u{1f}');
+            }
+            for l in &self.context_labels {
+                s.key.push_str(&context_value(l, ctx, d));
+                s.key.push('\u{1f}');
+            }
+            if let Some(c) = s.by_key.get(s.key.as_str()) {
+                c.clone()
+            } else if s.regular < self.max_series {
+                let values = self.context_labels.iter().map(|l| context_value(l, ctx, d));
+                let mut l = labels(&[
+                    ("class", class),
+                    ("verdict", verdict),
+                    ("reason", d.reason),
+                    ("direction", direction),
+                ]);
+                for (name, v) in self.context_labels.iter().zip(values) {
+                    l.push((name.clone(), v.into_owned()));
+                }
+                let c = self.flows.get_or_create_owned(&l);
+                s.regular += 1;
+                s.by_key.insert(s.key.clone(), c.clone());
+                c
+            } else {
+                self.series_overflow.inc();
+                s.key.clear();
+                for v in [class, verdict, d.reason, direction] {
+                    s.key.push_str(v);
+                    s.key.push('\u{1f}');
+                }
+                let _ = write!(s.key, "{OVERFLOW}\u{1f}");
+                if let Some(c) = s.by_key.get(s.key.as_str()) {
+                    c.clone()
+                } else {
+                    let mut l = labels(&[
+                        ("class", class),
+                        ("verdict", verdict),
+                        ("reason", d.reason),
+                        ("direction", direction),
+                    ]);
+                    for name in &self.context_labels {
+                        l.push((name.clone(), OVERFLOW.to_owned()));
+                    }
+                    let c = self.flows.get_or_create_owned(&l);
+                    s.by_key.insert(s.key.clone(), c.clone());
+                    c
+                }
+            }
+        };
+        let exemplar = (self.exemplars && d.class == Class::Unexpected)
+            .then(|| labels(&[("uuid", ctx.flow.uuid.as_str()), ("node", ctx.node)]));
+        let ts = ctx
+            .time
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map(|t| UNIX_EPOCH + Duration::from_secs_f64(t));
+        counter.inc_by(1, exemplar, ts.filter(|_| self.exemplars));
+        if let Some(rule) = d.rule.and_then(|i| classifier.rules.rules().get(i)) {
+            self.record_rule_match(&rule.name, ctx.time);
+        }
+    }
+
+    /// Counts a flow decided by the rule `name` at `time` (the flow's time, else now).
+    pub fn record_rule_match(&self, name: &str, time: Option<f64>) {
+        let handles = self.rule_handles.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = handles.get(name) {
+            h.matches.inc();
+            h.last_match.set(time.unwrap_or_else(now_seconds));
+        }
+    }
+
+    /// The number of label sets of `hubble_noise_flows_total` (overflow sets included).
+    pub fn flow_series(&self) -> usize {
+        self.series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_key
+            .len()
+    }
+
+    /// Counts events lost upstream.
+    pub fn record_lost(&self, l: &LostEvent) {
+        self.lost_events
+            .get_or_create(&labels(&[("source", &lost_source_name(l.source))]))
+            .inc_by(l.num_events_lost);
+    }
+
+    /// Applies a relay node-status event to `hubble_noise_relay_nodes`.
+    pub fn record_node_status(&self, n: &NodeStatusEvent) {
+        let state = NodeState::try_from(n.state_change).unwrap_or(NodeState::UnknownNodeState);
+        if node_state_name(state).is_none() {
+            return;
+        }
+        let mut nodes = self.node_states.lock().unwrap_or_else(|e| e.into_inner());
+        for name in &n.node_names {
+            nodes.insert(name.clone(), state);
+        }
+        for s in [
+            NodeState::NodeConnected,
+            NodeState::NodeUnavailable,
+            NodeState::NodeGone,
+            NodeState::NodeError,
+        ] {
+            let count = nodes.values().filter(|v| **v == s).count();
+            if let Some(name) = node_state_name(s) {
+                self.relay_nodes
+                    .get_or_create(&labels(&[("state", name)]))
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// Sets `hubble_noise_relay_connected`.
+    pub fn set_connected(&self, connected: bool) {
+        self.relay_connected.set(i64::from(connected));
+    }
+
+    /// Counts a reconnect; `reason` is one of a bounded set (`unavailable`, `stream_ended`,
+    /// `idle_timeout`, `connect_error`, `tls`, `other`).
+    pub fn record_reconnect(&self, reason: &str) {
+        self.relay_reconnects
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+    }
+
+    /// Counts a message or line that could not be decoded; `kind` is bounded.
+    pub fn record_decode_error(&self, kind: &str) {
+        self.decode_errors
+            .get_or_create(&labels(&[("kind", kind)]))
+            .inc();
+    }
+
+    /// Sets `hubble_noise_dns_cache_entries`.
+    pub fn set_dns_cache_entries(&self, n: usize) {
+        self.dns_cache_entries
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Records the result of a configuration (re)load.
+    pub fn record_reload(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            self.reload_ok_time.set(now_seconds());
+        }
+    }
+
+    /// Encodes every metric as OpenMetrics text (with exemplars).
+    pub fn encode_openmetrics(&self) -> Result<String, std::fmt::Error> {
+        self.refresh();
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// Encodes every metric in the classic Prometheus text format (0.0.4).
+    pub fn encode_text(&self) -> Result<String, std::fmt::Error> {
+        self.refresh();
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_present_from_the_start() {
+        let m = Metrics::new(&MetricsConfig::default(), "0.0.0-test");
+        let text = m.encode_openmetrics().expect("encodes");
+        for name in [
+            "hubble_noise_relay_connected",
+            "hubble_noise_build_info",
+            "hubble_noise_rules",
+            "hubble_noise_relay_nodes",
+            "hubble_noise_duplicate_flows_total",
+            "hubble_noise_series_overflow_total",
+        ] {
+            assert!(text.contains(name), "{name} missing in\n{text}");
+        }
+        assert!(!text.contains("_total_total"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP endpoint (PRODUCT.md §8): `GET /metrics`, `GET /healthz`, `GET /readyz`,
+//! `POST /-/reload`.
+//!
+//! [`serve`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
+//! stop it cleanly.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+
+/// `Content-Type` of OpenMetrics text.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// `Content-Type` of the classic Prometheus text format.
+pub const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A reload request: the answer says whether the new configuration is in force.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+/// What the endpoints need.
+#[derive(Debug)]
+pub struct AppState {
+    /// Every metric.
+    pub metrics: Arc<Metrics>,
+    /// Set once the configuration is loaded (`/readyz`).
+    pub ready: AtomicBool,
+    /// Where `POST /-/reload` sends its request; `None` when reloading is not possible.
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+impl AppState {
+    /// A state that is not ready yet.
+    pub fn new(metrics: Arc<Metrics>, reload: Option<mpsc::Sender<ReloadRequest>>) -> Self {
+        Self {
+            metrics,
+            ready: AtomicBool::new(false),
+            reload,
+        }
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Whether the client asked for OpenMetrics.
+fn wants_openmetrics(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
+}
+
+async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let path = req.uri().path();
+    let resp = match (req.method(), path) {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            let om = wants_openmetrics(&req);
+            let encoded = if om {
+                state.metrics.encode_openmetrics()
+            } else {
+                state.metrics.encode_text()
+            };
+            match encoded {
+                Ok(body) => {
+                    let mut r = text(StatusCode::OK, body);
+                    r.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static(if om { OPENMETRICS } else { CLASSIC }),
+                    );
+                    r
+                }
+                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
+            }
+        }
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            if state.ready.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "config not loaded\n")
+            }
+        }
+        (&Method::POST | &Method::PUT, "/-/reload") => reload(&state).await,
+        (_, "/metrics" | "/healthz" | "/readyz" | "/-/reload") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    Ok(resp)
+}
+
+async fn reload(state: &AppState) -> Resp {
+    let Some(tx) = state.reload.as_ref() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "reload not available\n");
+    };
+    let (answer, rx) = oneshot::channel();
+    if tx.send(answer).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "reloader stopped\n");
+    }
+    match rx.await {
+        Ok(Ok(())) => text(StatusCode::OK, "reloaded\n"),
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed, previous configuration kept:\n{e}\n"),
+        ),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "reloader stopped\n"),
+    }
+}
+
+/// Serves the endpoints on `listener` until `shutdown` completes. Accept errors are logged
+/// and the loop goes on.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let state = state.clone();
+                conns.spawn(async move {
+                    let svc = service_fn(move |req| handle(state.clone(), req));
+                    if let Err(e) = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "http connection ended");
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! The hubble-relay `GetFlows` stream (PRODUCT.md §2, §9): connect, follow, detect a dead
+//! stream, reconnect forever with backoff, resume with `since`.
+//!
+//! Duplicates that a `since` back-fill (or the relay re-subscribing a node with the original
+//! request) brings back are dropped later by the pipeline's `(node, uuid)` window.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Status};
+
+use crate::api::flow::{EventTypeFilter, FlowFilter, Verdict};
+use crate::api::observer::get_flows_response::ResponseTypes;
+use crate::api::observer::observer_client::ObserverClient;
+use crate::api::observer::{GetFlowsRequest, GetFlowsResponse};
+use crate::backoff::Backoff;
+use crate::config::RelayConfig;
+use crate::metrics::Metrics;
+
+/// `event_type.type` of an L7 record (DNS flows for name learning).
+pub const EVENT_L7: i32 = 129;
+
+/// Why a stream ended: a bounded label value of `hubble_noise_relay_reconnects_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The relay answered `UNAVAILABLE` (restart, node loss) or the connection reset.
+    Unavailable,
+    /// The stream ended cleanly although `follow` was set.
+    StreamEnded,
+    /// Nothing arrived for `relay.idle_timeout`.
+    IdleTimeout,
+    /// The connection could not be made (refused, timeout, DNS).
+    ConnectError,
+    /// The TLS setup or handshake failed (bad CA, name, certificate files).
+    Tls,
+    /// A message could not be decoded.
+    Decode,
+    /// Anything else.
+    Other,
+}
+
+impl Reason {
+    /// Every reason, so each series can exist at 0 from the start.
+    pub const ALL: [Reason; 7] = [
+        Reason::Unavailable,
+        Reason::StreamEnded,
+        Reason::IdleTimeout,
+        Reason::ConnectError,
+        Reason::Tls,
+        Reason::Decode,
+        Reason::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unavailable => "unavailable",
+            Reason::StreamEnded => "stream_ended",
+            Reason::IdleTimeout => "idle_timeout",
+            Reason::ConnectError => "connect_error",
+            Reason::Tls => "tls",
+            Reason::Decode => "decode",
+            Reason::Other => "other",
+        }
+    }
+}
+
+/// A failed attempt: why, and the message to log.
+#[derive(Debug)]
+struct Failure {
+    reason: Reason,
+    message: String,
+}
+
+/// The full chain of an error as one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn looks_like_tls(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "invalid peer",
+        "alert",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
+}
+
+fn classify_status(s: &Status) -> Failure {
+    let mut message = format!("{}: {}", s.code(), s.message());
+    if let Some(src) = std::error::Error::source(s) {
+        message.push_str(": ");
+        message.push_str(&chain(src));
+    }
+    let reason = if looks_like_tls(&message) {
+        Reason::Tls
+    } else {
+        match s.code() {
+            Code::Unavailable | Code::Cancelled | Code::Aborted => Reason::Unavailable,
+            Code::Internal if s.message().contains("decode") => Reason::Decode,
+            Code::DeadlineExceeded => Reason::ConnectError,
+            _ => Reason::Other,
+        }
+    };
+    Failure { reason, message }
+}
+
+/// The request: DROPPED and AUDIT flows, plus L7 DNS flows when names are learned, limited to
+/// `relay.nodes`; `since` when resuming.
+pub fn request(
+    cfg: &RelayConfig,
+    dns_learn: bool,
+    since: Option<pbjson_types::Timestamp>,
+) -> GetFlowsRequest {
+    let mut whitelist = vec![FlowFilter {
+        verdict: vec![Verdict::Dropped as i32, Verdict::Audit as i32],
+        node_name: cfg.nodes.clone(),
+        ..Default::default()
+    }];
+    if dns_learn {
+        whitelist.push(FlowFilter {
+            protocol: vec!["dns".into()],
+            event_type: vec![EventTypeFilter {
+                r#type: EVENT_L7,
+                ..Default::default()
+            }],
+            node_name: cfg.nodes.clone(),
+            ..Default::default()
+        });
+    }
+    GetFlowsRequest {
+        follow: true,
+        whitelist,
+        since,
+        ..Default::default()
+    }
+}
+
+/// Builds the endpoint: address, timeouts, keepalive, TLS (files read now, so a renewed
+/// certificate is used on the next connect).
+pub fn endpoint(cfg: &RelayConfig) -> Result<Endpoint, EndpointError> {
+    let ep = Endpoint::from_shared(cfg.address.clone())
+        .map_err(|e| EndpointError::other(format!("relay.address {:?}: {e}", cfg.address)))?
+        .connect_timeout(cfg.connect_timeout)
+        .http2_keep_alive_interval(cfg.keepalive_interval)
+        .keep_alive_timeout(cfg.keepalive_timeout)
+        .keep_alive_while_idle(true)
+        .tcp_keepalive(Some(cfg.keepalive_interval));
+    if !cfg.address.starts_with("https://") {
+        return Ok(ep);
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| EndpointError::tls(format!("{}: {e}", p.display())))
+    };
+    let mut tls = ClientTlsConfig::new();
+    if let Some(ca) = &cfg.ca_file {
+        tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+    }
+    if let Some(name) = &cfg.server_name {
+        tls = tls.domain_name(name.clone());
+    }
+    if let (Some(cert), Some(key)) = (&cfg.cert_file, &cfg.key_file) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    ep.tls_config(tls)
+        .map_err(|e| EndpointError::tls(format!("TLS configuration: {}", chain(&e))))
+}
+
+/// An error building the endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct EndpointError {
+    /// `tls` or `other`.
+    pub reason: Reason,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl EndpointError {
+    fn tls(message: String) -> Self {
+        Self {
+            reason: Reason::Tls,
+            message,
+        }
+    }
+    fn other(message: String) -> Self {
+        Self {
+            reason: Reason::Other,
+            message,
+        }
+    }
+}
+
+/// The time of a response, for `since` on resume.
+fn response_time(r: &GetFlowsResponse) -> Option<pbjson_types::Timestamp> {
+    match r.response_types.as_ref() {
+        Some(ResponseTypes::Flow(f)) => f.time.or(r.time),
+        _ => None,
+    }
+}
+
+/// `t - overlap`, as a timestamp.
+fn minus(t: pbjson_types::Timestamp, overlap: Duration) -> pbjson_types::Timestamp {
+    let total = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+        - i128::try_from(overlap.as_nanos()).unwrap_or(0);
+    let total = total.max(0);
+    pbjson_types::Timestamp {
+        seconds: i64::try_from(total / 1_000_000_000).unwrap_or(0),
+        nanos: i32::try_from(total % 1_000_000_000).unwrap_or(0),
+    }
+}
+
+/// Follows the relay until `shutdown` completes or `tx` is closed, sending every response to
+/// `tx`. Never returns on errors: it reconnects with backoff.
+pub async fn follow(
+    cfg: RelayConfig,
+    dns_learn: bool,
+    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<GetFlowsResponse>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {}
+        () = follow_forever(&cfg, dns_learn, &metrics, &tx) => {}
+    }
+    metrics.set_connected(false);
+}
+
+async fn follow_forever(
+    cfg: &RelayConfig,
+    dns_learn: bool,
+    metrics: &Metrics,
+    tx: &mpsc::Sender<GetFlowsResponse>,
+) {
+    let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
+    let mut last: Option<pbjson_types::Timestamp> = None;
+    let mut last_reason: Option<Reason> = None;
+    loop {
+        let failure = match attempt(cfg, dns_learn, metrics, tx, &mut last, &mut backoff).await {
+            Ok(()) => return, // the receiver is gone: shutting down
+            Err(f) => f,
+        };
+        metrics.set_connected(false);
+        metrics.record_reconnect(failure.reason.as_str());
+        if failure.reason == Reason::Decode {
+            metrics.record_decode_error("grpc");
+        }
+        let delay = backoff.next_delay();
+        if last_reason != Some(failure.reason) {
+            tracing::warn!(
+                address = %cfg.address,
+                reason = failure.reason.as_str(),
+                error = %failure.message,
+                retry_in = ?delay,
+                "relay stream down, reconnecting"
+            );
+        } else {
+            tracing::debug!(
+                reason = failure.reason.as_str(),
+                error = %failure.message,
+                retry_in = ?delay,
+                "relay still down"
+            );
+        }
+        last_reason = Some(failure.reason);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One connection and stream. `Ok(())` only when the consumer went away.
+async fn attempt(
+    cfg: &RelayConfig,
+    dns_learn: bool,
+    metrics: &Metrics,
+    tx: &mpsc::Sender<GetFlowsResponse>,
+    last: &mut Option<pbjson_types::Timestamp>,
+    backoff: &mut Backoff,
+) -> Result<(), Failure> {
+    let ep = endpoint(cfg).map_err(|e| Failure {
+        reason: e.reason,
+        message: e.message,
+    })?;
+    let channel: Channel = ep.connect().await.map_err(|e| {
+        let message = chain(&e);
+        Failure {
+            reason: if looks_like_tls(&message) {
+                Reason::Tls
+            } else {
+                Reason::ConnectError
+            },
+            message,
+        }
+    })?;
+    let since = last.map(|t| minus(t, cfg.resume_overlap));
+    let req = request(cfg, dns_learn, since);
+    let mut client = ObserverClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let opened = tokio::time::timeout(cfg.idle_timeout, client.get_flows(req)).await;
+    let mut stream = match opened {
+        Err(_) => {
+            return Err(Failure {
+                reason: Reason::IdleTimeout,
+                message: "no response headers".into(),
+            });
+        }
+        Ok(Err(s)) => return Err(classify_status(&s)),
+        Ok(Ok(r)) => r.into_inner(),
+    };
+    metrics.set_connected(true);
+    tracing::info!(address = %cfg.address, since = ?since, "relay stream open");
+    let mut healthy = false;
+    loop {
+        let msg = match tokio::time::timeout(cfg.idle_timeout, stream.message()).await {
+            Err(_) => {
+                return Err(Failure {
+                    reason: Reason::IdleTimeout,
+                    message: format!("nothing received for {:?}", cfg.idle_timeout),
+                });
+            }
+            Ok(Err(s)) => return Err(classify_status(&s)),
+            Ok(Ok(None)) => {
+                return Err(Failure {
+                    reason: Reason::StreamEnded,
+                    message: "the relay ended the stream".into(),
+                });
+            }
+            Ok(Ok(Some(m))) => m,
+        };
+        if !healthy {
+            healthy = true;
+            backoff.reset();
+        }
+        if let Some(t) = response_time(&msg) {
+            if last.is_none_or(|l| (t.seconds, t.nanos) > (l.seconds, l.nanos)) {
+                *last = Some(t);
+            }
+        }
+        tracing::trace!(node = %msg.node_name, "response");
+        if tx.send(msg).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_before_the_last_flow() {
+        let t = pbjson_types::Timestamp {
+            seconds: 100,
+            nanos: 200,
+        };
+        let s = minus(t, Duration::from_millis(5500));
+        assert_eq!((s.seconds, s.nanos), (94, 500_000_200));
+    }
+
+    #[test]
+    fn request_asks_for_drops_and_dns() {
+        let cfg = RelayConfig {
+            nodes: vec!["prod/*".into()],
+            ..Default::default()
+        };
+        let r = request(&cfg, true, None);
+        assert!(r.follow);
+        assert_eq!(r.whitelist.len(), 2);
+        assert_eq!(r.whitelist[1].protocol, vec!["dns".to_string()]);
+        assert_eq!(r.whitelist[0].node_name, vec!["prod/*".to_string()]);
+        assert_eq!(request(&cfg, false, None).whitelist.len(), 1);
+    }
+}
