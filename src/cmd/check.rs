@@ -1,5 +1,7 @@
 //! `hubble-noise check`: validate config, rules and policies and print a summary.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use crate::cli::ConfigArg;
@@ -29,18 +31,22 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         }
     };
     let cfg = &loaded.config;
+    // Written at once and without panicking on a closed pipe (`check | head`).
+    let mut out = String::new();
     let source = loaded
         .path
         .as_ref()
         .map_or("built-in defaults".to_string(), |p| p.display().to_string());
-    println!("config: {source}");
-    println!("relay: {}", cfg.relay.address);
-    println!(
+    let _ = writeln!(out, "config: {source}");
+    let _ = writeln!(out, "relay: {}", cfg.relay.address);
+    let _ = writeln!(
+        out,
         "metrics: {} (labels: {})",
         cfg.metrics.listen,
         cfg.metrics.labels.join(", ")
     );
-    println!(
+    let _ = writeln!(
+        out,
         "expected log tags: {}",
         if cfg.classify.expected_log_tags.is_empty() {
             "(none)".to_string()
@@ -50,7 +56,8 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     );
     let rules = classifier.rules.rules();
     let expected = rules.iter().filter(|r| r.class == Class::Expected).count();
-    println!(
+    let _ = writeln!(
+        out,
         "rules: {} ({} expected, {} unexpected) from {} file(s){}",
         rules.len(),
         expected,
@@ -71,7 +78,8 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             Some(t) => format!(", expires {}", day(t)),
             None => String::new(),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "  {} ({}, reason {}{}) {}:{}",
             r.name,
             r.class.as_str(),
@@ -81,7 +89,8 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             r.line
         );
     }
-    println!("ok");
+    let _ = writeln!(out, "ok");
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
