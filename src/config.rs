@@ -248,7 +248,7 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot read the config file", path.display())]
     Read {
         /// The file.
         path: PathBuf,

@@ -9,7 +9,7 @@ use crate::rules::glob::Glob;
 use crate::rules::{RuleErrors, RuleSet, RuleSource};
 
 /// Reads the configuration: `path`, else `config.toml` when it exists, else defaults.
-/// `explicit` says whether the user named the file (then it must exist).
+/// A file named by the user must exist.
 pub fn config(path: Option<&Path>) -> Result<Loaded, ConfigError> {
     match path {
         Some(p) => Config::load(Some(p)),

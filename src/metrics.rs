@@ -128,6 +128,15 @@ fn node_state_name(s: NodeState) -> Option<&'static str> {
     }
 }
 
+/// Starts a series key with the four fixed label values.
+fn push_key(key: &mut String, base: [&str; 4]) {
+    key.clear();
+    for v in base {
+        key.push_str(v);
+        key.push('\u{1f}');
+    }
+}
+
 /// The value of one context label for a counted flow.
 fn context_value<'a>(
     label: &str,
@@ -407,59 +416,44 @@ impl Metrics {
         let class = d.class.as_str();
         let verdict = verdict_name(ctx.verdict);
         let direction = direction_name(ctx.direction);
+        let base = [class, verdict, d.reason, direction];
         let counter = {
             let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
             let s = &mut *s;
-            s.key.clear();
-            for v in [class, verdict, d.reason, direction] {
-                s.key.push_str(v);
-                s.key.push('\u{1f}');
-            }
+            push_key(&mut s.key, base);
             for l in &self.context_labels {
                 s.key.push_str(&context_value(l, ctx, d));
                 s.key.push('\u{1f}');
             }
+            let overflow = !s.by_key.contains_key(s.key.as_str()) && s.regular >= self.max_series;
+            if overflow {
+                self.series_overflow.inc();
+                push_key(&mut s.key, base);
+                let _ = write!(s.key, "{OVERFLOW}\u{1f}");
+            }
             if let Some(c) = s.by_key.get(s.key.as_str()) {
                 c.clone()
-            } else if s.regular < self.max_series {
-                let values = self.context_labels.iter().map(|l| context_value(l, ctx, d));
+            } else {
                 let mut l = labels(&[
                     ("class", class),
                     ("verdict", verdict),
                     ("reason", d.reason),
                     ("direction", direction),
                 ]);
-                for (name, v) in self.context_labels.iter().zip(values) {
-                    l.push((name.clone(), v.into_owned()));
+                for name in &self.context_labels {
+                    let v = if overflow {
+                        OVERFLOW.to_owned()
+                    } else {
+                        context_value(name, ctx, d).into_owned()
+                    };
+                    l.push((name.clone(), v));
                 }
                 let c = self.flows.get_or_create_owned(&l);
-                s.regular += 1;
+                if !overflow {
+                    s.regular += 1;
+                }
                 s.by_key.insert(s.key.clone(), c.clone());
                 c
-            } else {
-                self.series_overflow.inc();
-                s.key.clear();
-                for v in [class, verdict, d.reason, direction] {
-                    s.key.push_str(v);
-                    s.key.push('\u{1f}');
-                }
-                let _ = write!(s.key, "{OVERFLOW}\u{1f}");
-                if let Some(c) = s.by_key.get(s.key.as_str()) {
-                    c.clone()
-                } else {
-                    let mut l = labels(&[
-                        ("class", class),
-                        ("verdict", verdict),
-                        ("reason", d.reason),
-                        ("direction", direction),
-                    ]);
-                    for name in &self.context_labels {
-                        l.push((name.clone(), OVERFLOW.to_owned()));
-                    }
-                    let c = self.flows.get_or_create_owned(&l);
-                    s.by_key.insert(s.key.clone(), c.clone());
-                    c
-                }
             }
         };
         let exemplar = (self.exemplars && d.class == Class::Unexpected)

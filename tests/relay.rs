@@ -1,12 +1,15 @@
 //! The daemon against a fake hubble-relay (a tonic `Observer` server on 127.0.0.1:0), scraped
 //! over HTTP. No timed assertions: every wait polls `/metrics` until a deadline.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{BAD_CONFIG, FileDaemon, GOOD_CONFIG, http, scrape, sum, wait_for};
 use hubble_noise::api::flow::{
     Endpoint, Flow, LostEvent, LostEventSource, TrafficDirection, Verdict,
 };
@@ -21,8 +24,7 @@ use hubble_noise::flow::FlowCtx;
 use hubble_noise::metrics::Metrics;
 use hubble_noise::rules::Class;
 use hubble_noise::server::{AppState, serve};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -171,82 +173,6 @@ async fn start_daemon_input(cfg: Config, input: Input) -> Running {
     Running {
         addr,
         stop: Some(stop),
-    }
-}
-
-/// A minimal HTTP/1.1 client: (status, content type, body).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    accept: Option<&str>,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\n{accept}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_owned())
-}
-
-async fn scrape(addr: SocketAddr) -> String {
-    http(addr, "GET", "/metrics", None).await.2
-}
-
-/// The sum of every series of `name` whose labels contain all of `having`.
-fn sum(text: &str, name: &str, having: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, rest) = match l.find('{') {
-                Some(i) if l[..i] == *name => {
-                    let end = l.find('}')?;
-                    (&l[i..=end], &l[end + 1..])
-                }
-                _ => {
-                    let (n, rest) = l.split_once(' ')?;
-                    if n != name {
-                        return None;
-                    }
-                    ("", rest)
-                }
-            };
-            if !having.iter().all(|h| series.contains(h)) {
-                return None;
-            }
-            rest.split_whitespace().next()?.parse::<f64>().ok()
-        })
-        .sum()
-}
-
-/// Polls `/metrics` until `ok` holds; panics with the last scrape after 20 s.
-async fn wait_for(addr: SocketAddr, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = scrape(addr).await;
-        if ok(&text) {
-            return text;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}; last scrape:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -551,35 +477,35 @@ async fn tls_relay(p: &Pki, mtls: bool, relay: FakeRelay) -> Running {
     .await
 }
 
-#[tokio::test]
-async fn tls_with_ca_and_server_name() {
-    let (p, _issuer) = pki();
-    let r = tls_relay(
-        &p,
-        false,
-        FakeRelay::new(vec![vec![Step::Send(Box::new(flow("u1", "n1", "a", T0)))]]),
-    )
-    .await;
+/// A TLS relay (mTLS when `mtls`) that sends one flow, and a config that trusts its CA.
+async fn tls_setup(
+    mtls: bool,
+) -> (
+    Pki,
+    rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    Running,
+    Config,
+) {
+    let (p, issuer) = pki();
+    let relay = FakeRelay::new(vec![vec![Step::Send(Box::new(flow("u1", "n1", "a", T0)))]]);
+    let r = tls_relay(&p, mtls, relay).await;
     let mut cfg = test_config(&format!("https://{}", r.addr));
     cfg.relay.ca_file = Some(write(&p.dir, "ca.crt", &p.ca));
     cfg.relay.server_name = Some("ui.hubble-relay.cilium.io".into());
+    (p, issuer, r, cfg)
+}
+
+#[tokio::test]
+async fn tls_with_ca_and_server_name() {
+    let (_p, _issuer, _r, cfg) = tls_setup(false).await;
     let d = start_daemon(cfg).await;
     wait_for(d.addr, "flow over TLS", |t| flows_total(t) == 1.0).await;
 }
 
 #[tokio::test]
 async fn mtls_with_client_certificate() {
-    let (p, issuer) = pki();
-    let r = tls_relay(
-        &p,
-        true,
-        FakeRelay::new(vec![vec![Step::Send(Box::new(flow("u1", "n1", "a", T0)))]]),
-    )
-    .await;
+    let (p, issuer, _r, mut cfg) = tls_setup(true).await;
     let (cert, key) = leaf(&issuer, "hubble-noise.hubble-relay.cilium.io");
-    let mut cfg = test_config(&format!("https://{}", r.addr));
-    cfg.relay.ca_file = Some(write(&p.dir, "ca.crt", &p.ca));
-    cfg.relay.server_name = Some("ui.hubble-relay.cilium.io".into());
     cfg.relay.cert_file = Some(write(&p.dir, "tls.crt", &cert));
     cfg.relay.key_file = Some(write(&p.dir, "tls.key", &key));
     let d = start_daemon(cfg).await;
@@ -588,17 +514,9 @@ async fn mtls_with_client_certificate() {
 
 #[tokio::test]
 async fn wrong_ca_is_refused_and_retried() {
-    let (p, _issuer) = pki();
-    let r = tls_relay(
-        &p,
-        false,
-        FakeRelay::new(vec![vec![Step::Send(Box::new(flow("u1", "n1", "a", T0)))]]),
-    )
-    .await;
+    let (p, _issuer, _r, mut cfg) = tls_setup(false).await;
     let (_other, other_pem) = ca("some-other-ca");
-    let mut cfg = test_config(&format!("https://{}", r.addr));
     cfg.relay.ca_file = Some(write(&p.dir, "wrong-ca.crt", &other_pem));
-    cfg.relay.server_name = Some("ui.hubble-relay.cilium.io".into());
     let d = start_daemon(cfg).await;
     let text = wait_for(d.addr, "tls failures, retried", |t| {
         sum(
@@ -707,18 +625,10 @@ async fn scrape_has_every_metric_openmetrics_and_exemplars() {
 #[tokio::test]
 async fn reload_failure_keeps_serving_and_sets_gauge() {
     // The daemon was started from a file that then becomes invalid.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, "[relay]\naddress = \"http://127.0.0.1:1\"\n").unwrap();
-    let loaded = hubble_noise::load::config(Some(&path)).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run_daemon(loaded, Input::Relay, listener, async {
-        let _ = rx.await;
-    }));
+    let d = FileDaemon::start().await;
+    let addr = d.addr;
     assert_eq!(http(addr, "POST", "/-/reload", None).await.0, 200);
-    std::fs::write(&path, "[relay]\naddress = \"ftp://nope\"\n").unwrap();
+    d.write_config(BAD_CONFIG);
     let (status, _, body) = http(addr, "POST", "/-/reload", None).await;
     assert_eq!(status, 500, "{body}");
     let text = scrape(addr).await;
@@ -733,7 +643,7 @@ async fn reload_failure_keeps_serving_and_sets_gauge() {
             &[]
         ) > 0.0
     );
-    std::fs::write(&path, "[relay]\naddress = \"http://127.0.0.1:1\"\n").unwrap();
+    d.write_config(GOOD_CONFIG);
     assert_eq!(http(addr, "POST", "/-/reload", None).await.0, 200);
     assert_eq!(
         sum(
@@ -743,12 +653,7 @@ async fn reload_failure_keeps_serving_and_sets_gauge() {
         ),
         1.0
     );
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    d.stop().await;
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -162,6 +163,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             if let Some(pb) = &progress {
                 pb.inc(1);
             }
+            if write_err.is_some() {
+                return ControlFlow::Break(());
+            }
             let resp = match item {
                 Ok(r) => r,
                 Err(e) => {
@@ -171,7 +175,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         eprintln!("{e}");
                     }
-                    return;
+                    return ControlFlow::Continue(());
                 }
             };
             match pipeline.process(&resp, &classifier) {
@@ -207,6 +211,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 Outcome::Lost(l) => totals.lost += l.num_events_lost,
                 Outcome::NodeStatus(_) | Outcome::Empty => {}
             }
+            ControlFlow::Continue(())
         })
         .with_context(|| format!("{}: read error", path.display()))?;
         totals.lines += lines;

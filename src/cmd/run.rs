@@ -7,7 +7,7 @@
 //! growing memory.
 
 use std::future::Future;
-use std::io::BufRead;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -305,37 +305,21 @@ fn replay(
                 return;
             }
         };
-        let mut buf = Vec::with_capacity(8 * 1024);
-        let mut line = 0u64;
         let mut flows_in_pass = 0u64;
-        loop {
+        let mut stopped = false;
+        let read = file::for_each_response(path, &mut *reader, |line, item| {
             if *stop.borrow() {
-                return;
+                stopped = true;
+                return ControlFlow::Break(());
             }
-            let fits =
-                match file::read_line(&mut *reader as &mut dyn BufRead, &mut buf, file::MAX_LINE) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(file = %path.display(), error = %e, "read failed");
-                        metrics.record_decode_error("io");
-                        break;
-                    }
-                };
-            line += 1;
-            if !fits {
-                metrics.record_decode_error(file::LineErrorKind::TooLong.as_str());
-                continue;
-            }
-            let mut resp = match file::decode_line(&buf) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
+            let mut resp = match item {
+                Ok(r) => r,
                 Err(e) => {
-                    metrics.record_decode_error(file::LineErrorKind::Json.as_str());
+                    metrics.record_decode_error(e.kind.as_str());
                     if pass == 0 {
-                        tracing::warn!(file = %path.display(), line, error = %e, "line skipped");
+                        tracing::warn!(file = %path.display(), line, error = %e.message, "line skipped");
                     }
-                    continue;
+                    return ControlFlow::Continue(());
                 }
             };
             if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_mut() {
@@ -358,11 +342,24 @@ fn replay(
                 }
             }
             if tx.blocking_send(resp).is_err() {
-                return;
+                stopped = true;
+                return ControlFlow::Break(());
             }
+            ControlFlow::Continue(())
+        });
+        let lines = match read {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "read failed");
+                metrics.record_decode_error("io");
+                0
+            }
+        };
+        if stopped {
+            return;
         }
         if !looped {
-            tracing::info!(file = %path.display(), lines = line, "recording replayed");
+            tracing::info!(file = %path.display(), lines, "recording replayed");
             return;
         }
         if flows_in_pass == 0 {

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::api::observer::GetFlowsResponse;
@@ -117,41 +118,38 @@ pub fn decode_line(line: &[u8]) -> Result<Option<GetFlowsResponse>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Reads every response of one input, calling `on_item` with each decoded response or error.
-/// Returns the number of lines read.
+/// Reads every response of one input, calling `on_item` with each decoded response or error,
+/// until the input ends or `on_item` breaks. Returns the number of lines read.
 pub fn for_each_response(
     path: &Path,
     reader: &mut dyn BufRead,
-    mut on_item: impl FnMut(u64, Result<GetFlowsResponse, LineError>),
+    mut on_item: impl FnMut(u64, Result<GetFlowsResponse, LineError>) -> ControlFlow<()>,
 ) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(8 * 1024);
     let mut n = 0u64;
     while let Some(fits) = read_line(reader, &mut buf, MAX_LINE)? {
         n += 1;
-        if !fits {
-            on_item(
-                n,
-                Err(LineError {
-                    file: path.to_path_buf(),
-                    line: n,
-                    kind: LineErrorKind::TooLong,
-                    message: format!("line longer than {MAX_LINE} bytes, skipped"),
-                }),
-            );
-            continue;
-        }
-        match decode_line(&buf) {
-            Ok(Some(r)) => on_item(n, Ok(r)),
-            Ok(None) => {}
-            Err(message) => on_item(
-                n,
-                Err(LineError {
+        let item = if !fits {
+            Err(LineError {
+                file: path.to_path_buf(),
+                line: n,
+                kind: LineErrorKind::TooLong,
+                message: format!("line longer than {MAX_LINE} bytes, skipped"),
+            })
+        } else {
+            match decode_line(&buf) {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => continue,
+                Err(message) => Err(LineError {
                     file: path.to_path_buf(),
                     line: n,
                     kind: LineErrorKind::Json,
                     message,
                 }),
-            ),
+            }
+        };
+        if on_item(n, item).is_break() {
+            break;
         }
     }
     Ok(n)
