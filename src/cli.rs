@@ -23,6 +23,10 @@ pub enum Command {
     Run(RunArgs),
     /// Validate the config, rules and policies; print a summary. Exit 1 when invalid.
     Check(ConfigArg),
+    /// Run rule unit tests (`[[test]]` tables); exit 1 when one fails.
+    Test(TestArgs),
+    /// Propose rules for the unexpected flows of recordings (prints a rule file).
+    Suggest(SuggestArgs),
 }
 
 /// `-c/--config`.
@@ -75,4 +79,32 @@ pub struct RunArgs {
     /// With `--replay`: flows per second (default: as fast as possible).
     #[arg(long, value_name = "N", requires = "replay")]
     pub rate: Option<f64>,
+}
+
+/// `test` arguments.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Config (its rules and tags are the ones tested).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Show the decision path of every test, not only of failures.
+    #[arg(long)]
+    pub explain: bool,
+    /// Test files (TOML with `[[test]]` tables).
+    #[arg(required = true, value_name = "TESTFILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `suggest` arguments.
+#[derive(Debug, clap::Args)]
+pub struct SuggestArgs {
+    /// Config (flows its rules already decide are not suggested again).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Days from now until the suggested rules expire.
+    #[arg(long, default_value_t = 30)]
+    pub expires_in_days: u32,
+    /// Recordings to read, in order, as one stream (`-` = stdin).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::api::flow::{Flow, L7FlowType, layer7};
 use crate::config::{DnsConfig, DnsScope};
-use crate::flow::{is_reply, l4_ports, unix_seconds};
+use crate::flow::{Side, is_reply, l4_ports, unix_seconds};
 
 /// Who a learned name belongs to: `namespace/pod`, or "" for cluster scope.
 type Owner = Box<str>;
@@ -185,14 +185,15 @@ impl NameCache {
         }
     }
 
-    /// The names the pod `namespace/pod` learned for `ip`, still valid at `time`.
+    /// Adds to `side` the names the pod `namespace/pod` learned for `ip`, still valid at
+    /// `time`, with their expiry.
     pub fn lookup<'s>(
         &'s self,
         namespace: &str,
         pod: &str,
         ip: IpAddr,
         time: Option<f64>,
-        out: &mut Vec<&'s str>,
+        side: &mut Side<'s>,
     ) {
         let Some(time) = time else { return };
         if self.entries == 0 {
@@ -202,7 +203,10 @@ impl NameCache {
             return;
         };
         if let Some(list) = self.map.get(&(owner, ip)) {
-            out.extend(list.iter().filter(|e| time <= e.expires).map(|e| &*e.name));
+            for e in list.iter().filter(|e| time <= e.expires) {
+                side.names.push(&e.name);
+                side.learned_expiry.push(e.expires);
+            }
         }
     }
 }
@@ -257,9 +261,10 @@ mod tests {
     }
 
     fn names(c: &NameCache, pod: &str, ip: &str, at: f64) -> Vec<String> {
-        let mut out = Vec::new();
-        c.lookup("shop", pod, ip.parse().expect("ip"), Some(at), &mut out);
-        let mut v: Vec<String> = out.into_iter().map(str::to_string).collect();
+        let mut side = Side::default();
+        c.lookup("shop", pod, ip.parse().expect("ip"), Some(at), &mut side);
+        assert_eq!(side.names.len(), side.learned_expiry.len());
+        let mut v: Vec<String> = side.names.into_iter().map(str::to_string).collect();
         v.sort();
         v
     }

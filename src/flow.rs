@@ -50,6 +50,9 @@ pub struct Side<'a> {
     /// Every name known for this side: the flow's `*_names`, on an L7 DNS flow the query (a
     /// destination name), and names learned from DNS answers. Lower-case is not guaranteed.
     pub names: Vec<&'a str>,
+    /// Expiry (Unix seconds) of each name learned from DNS; they are the last
+    /// `learned_expiry.len()` entries of `names`.
+    pub learned_expiry: Vec<f64>,
 }
 
 impl<'a> Side<'a> {
@@ -73,6 +76,14 @@ impl<'a> Side<'a> {
     /// The endpoint's labels (`source:key=value`), empty when unknown.
     pub fn labels(&self) -> &'a [String] {
         self.endpoint.map_or(&[], |e| e.labels.as_slice())
+    }
+
+    /// When `names[i]` was learned from a DNS answer: its expiry (Unix seconds).
+    pub fn learned(&self, i: usize) -> Option<f64> {
+        let first = self.names.len().checked_sub(self.learned_expiry.len())?;
+        i.checked_sub(first)
+            .and_then(|j| self.learned_expiry.get(j))
+            .copied()
     }
 
     /// The security identity, 0 when unknown.
@@ -137,12 +148,14 @@ impl<'a> FlowCtx<'a> {
             ip: sip,
             port: port(sport),
             names: flow.source_names.iter().map(String::as_str).collect(),
+            learned_expiry: Vec::new(),
         };
         let mut destination = Side {
             endpoint: flow.destination.as_ref(),
             ip: dip,
             port: port(dport),
             names: flow.destination_names.iter().map(String::as_str).collect(),
+            learned_expiry: Vec::new(),
         };
         if let Some(q) = dns_query(flow) {
             // The query of an L7 DNS flow is what the pod asked to reach: a destination name,

@@ -22,6 +22,7 @@ pub mod cmd;
 pub mod config;
 pub mod dedup;
 pub mod dns;
+pub mod explain;
 pub mod flow;
 pub mod load;
 pub mod located;

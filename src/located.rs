@@ -57,7 +57,11 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(
     let de = toml::de::Deserializer::parse(text)
         .map_err(|e| LocatedError::at(file, text, e.span(), "", e.message().trim_end()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
+        // `toml::Spanned` shows up as a path segment of its own; it is not part of the key.
+        let key = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
         LocatedError::at(file, text, inner.span(), key, inner.message().trim_end())

@@ -12,6 +12,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Run(args) => cmd::run::run(&args),
+        Command::Test(args) => cmd::test::run(&args),
+        Command::Suggest(args) => cmd::suggest::run(&args),
     };
     match result {
         Ok(code) => code,

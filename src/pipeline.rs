@@ -114,17 +114,12 @@ impl Pipeline {
                 &src.pod_name,
                 ip,
                 ctx.time,
-                &mut ctx.destination.names,
+                &mut ctx.destination,
             );
         }
         if let (Some(ip), Some(dst)) = (ctx.source.ip, ctx.destination.endpoint) {
-            self.names.lookup(
-                &dst.namespace,
-                &dst.pod_name,
-                ip,
-                ctx.time,
-                &mut ctx.source.names,
-            );
+            self.names
+                .lookup(&dst.namespace, &dst.pod_name, ip, ctx.time, &mut ctx.source);
         }
     }
 }

@@ -4,3 +4,5 @@
 pub mod check;
 pub mod replay;
 pub mod run;
+pub mod suggest;
+pub mod test;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::classify::{Attribution, Classifier, Decision};
+use crate::classify::{Classifier, Decision};
 use crate::cli::{Format, ReplayArgs};
 use crate::flow::FlowCtx;
 use crate::load;
@@ -46,9 +46,9 @@ pub struct Record<'a> {
     pub destination: String,
     /// Names known for the destination.
     pub names: Vec<String>,
-    /// With `--explain`: why.
+    /// With `--explain`: why, one line per fact.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub explain: Option<String>,
+    pub explain: Option<Vec<String>>,
 }
 
 impl<'a> Record<'a> {
@@ -74,40 +74,8 @@ impl<'a> Record<'a> {
             source: output::endpoint(&ctx.source),
             destination: output::destination(ctx),
             names: output::names(&ctx.destination),
-            explain: explain.then(|| explain_text(d, classifier)),
+            explain: explain.then(|| crate::explain::explain(classifier, ctx, d)),
         }
-    }
-}
-
-/// A one-line account of the decision.
-pub fn explain_text(d: &Decision<'_>, classifier: &Classifier) -> String {
-    match d.attribution {
-        Attribution::PolicyLog => format!(
-            "step policy_log: policy_log carries expected tag {:?}",
-            d.reason
-        ),
-        Attribution::DeniedBy => format!(
-            "step denied_by: denying policy carries expected tag {:?}",
-            d.reason
-        ),
-        Attribution::Policy => format!(
-            "step policy: deny rule of a policy tagged {:?} matched",
-            d.reason
-        ),
-        Attribution::Rule => {
-            let r = d.rule.map(|i| &classifier.rules.rules()[i]);
-            match r {
-                Some(r) => format!(
-                    "step rule: rule {:?} ({}:{}) matched, class {}",
-                    r.name,
-                    r.file.display(),
-                    r.line,
-                    r.class.as_str()
-                ),
-                None => "step rule".into(),
-            }
-        }
-        Attribution::None => "step none: no policy_log tag, no rule matched: unexpected".into(),
     }
 }
 
@@ -188,17 +156,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                                 .map_err(std::io::Error::other)
                                 .and_then(|()| out.write_all(b"\n"))
                         } else {
-                            writeln!(
-                                out,
-                                "{} {} {} -> {}: {} ({}) {}",
-                                rec.time.as_deref().unwrap_or("-"),
-                                rec.uuid,
-                                rec.source,
-                                rec.destination,
-                                rec.class,
-                                rec.reason,
-                                rec.explain.as_deref().unwrap_or("")
-                            )
+                            write_explained(&mut out, &rec)
                         };
                         if let Err(e) = res {
                             write_err.get_or_insert(e);
@@ -243,6 +201,25 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One flow and its explanation, for `--explain` in table format.
+fn write_explained(out: &mut impl Write, rec: &Record<'_>) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} {} {} {} -> {}: {} ({})",
+        rec.time.as_deref().unwrap_or("-"),
+        rec.uuid,
+        rec.verdict,
+        rec.source,
+        rec.destination,
+        rec.class,
+        rec.reason
+    )?;
+    for l in rec.explain.iter().flatten() {
+        writeln!(out, "  {l}")?;
+    }
+    Ok(())
 }
 
 fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {

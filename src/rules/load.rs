@@ -27,9 +27,6 @@ pub const MAX_PATTERN: usize = 255;
 /// The longest rule name or reason.
 pub const MAX_NAME: usize = 128;
 
-/// The path segment `serde_spanned` adds under serde_path_to_error; not part of a key.
-const SPANNED_SEGMENT: &str = ".$__serde_spanned_private_value";
-
 /// Where errors go while one document is validated.
 struct Cx<'a> {
     file: &'a Path,
@@ -75,8 +72,7 @@ pub(crate) fn load_source(
     };
     let raw = match raw {
         Ok(r) => r,
-        Err(mut e) => {
-            e.key = e.key.replace(SPANNED_SEGMENT, "");
+        Err(e) => {
             errors.push(e);
             return Vec::new();
         }

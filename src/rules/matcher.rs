@@ -294,6 +294,14 @@ impl Matcher {
         }
     }
 
+    /// Rule `i`'s keys tested one by one against the flow (empty for an unknown index).
+    pub fn explain(&self, i: usize, ctx: &FlowCtx<'_>) -> Vec<super::explain::Check> {
+        match (self.rules.get(i), self.expires.get(i)) {
+            (Some(r), Some(e)) => super::explain::explain(r, *e, ctx),
+            _ => Vec::new(),
+        }
+    }
+
     /// The first rule that matches, using the indexes.
     pub fn first_match(&self, ctx: &FlowCtx<'_>) -> Option<usize> {
         if self.rules.is_empty() {

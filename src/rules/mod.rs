@@ -16,6 +16,7 @@
 
 pub mod cidr;
 mod expires;
+pub mod explain;
 mod file;
 pub mod fqdn;
 pub mod glob;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 
 use crate::api::flow::Verdict;
 use crate::flow::FlowCtx;
+pub use explain::Check;
 
 /// The class a rule assigns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +151,27 @@ impl RuleSet {
     /// Out-of-range indexes never match.
     pub fn rule_matches(&self, index: usize, ctx: &FlowCtx<'_>) -> bool {
         self.matcher.matches_direct(index, ctx)
+    }
+
+    /// Rule `index`'s keys (and expiry) tested one by one against the flow, for `--explain`.
+    /// The rule matches exactly when every check is ok.
+    pub fn explain(&self, index: usize, ctx: &FlowCtx<'_>) -> Vec<Check> {
+        self.matcher.explain(index, ctx)
+    }
+
+    /// The rule that comes closest to matching: the most keys that hold (then the earliest),
+    /// with its checks. `None` when there are no rules.
+    pub fn nearest(&self, ctx: &FlowCtx<'_>) -> Option<(usize, Vec<Check>)> {
+        let mut best: Option<(usize, Vec<Check>, f64)> = None;
+        for i in 0..self.rules.len() {
+            let checks = self.explain(i, ctx);
+            let ok = checks.iter().filter(|c| c.ok).count() as f64;
+            let score = ok / checks.len().max(1) as f64;
+            if best.as_ref().is_none_or(|(_, _, s)| score > *s) {
+                best = Some((i, checks, score));
+            }
+        }
+        best.map(|(i, c, _)| (i, c))
     }
 
     /// Whether rule `index` has expired at `time` (Unix seconds); `None` time counts as expired

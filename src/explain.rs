@@ -1,0 +1,80 @@
+//! Why a flow was classified so (PRODUCT.md §7 `--explain`): the step that decided, the rule,
+//! the values that matched, and for the default the nearest rule and why it did not match.
+
+use crate::classify::{Attribution, Classifier, Decision};
+use crate::flow::FlowCtx;
+
+/// The explanation of one decision, one line per fact. Indented lines belong to the line above.
+pub fn explain(c: &Classifier, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let tags: Vec<&str> = ctx
+        .flow
+        .policy_log
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .collect();
+    match d.attribution {
+        Attribution::PolicyLog => {
+            let glob = c
+                .expected_log_tags
+                .iter()
+                .find(|g| g.matches(d.reason))
+                .map_or("", |g| g.as_str());
+            out.push(format!(
+                "step policy_log: policy_log {:?} is listed in expected_log_tags ({glob:?}) -> {}, reason {:?}",
+                d.reason,
+                d.class.as_str(),
+                d.reason
+            ));
+        }
+        Attribution::DeniedBy => out.push(format!(
+            "step denied_by: the denying policy named on the flow carries log value {:?}, an expected tag -> {}",
+            d.reason,
+            d.class.as_str()
+        )),
+        Attribution::Policy => out.push(format!(
+            "step policy: a deny rule of an imported policy with log value {:?} (an expected tag) matches -> {}",
+            d.reason,
+            d.class.as_str()
+        )),
+        Attribution::Rule => {
+            if let Some(i) = d.rule {
+                let r = &c.rules.rules()[i];
+                out.push(format!(
+                    "step rule: rule {:?} ({}:{}) matched -> {}, reason {:?}",
+                    r.name,
+                    r.file.display(),
+                    r.line,
+                    d.class.as_str(),
+                    d.reason
+                ));
+                out.extend(c.rules.explain(i, ctx).iter().map(|k| format!("  {k}")));
+            }
+        }
+        Attribution::None => {
+            out.push("step none: nothing decided -> unexpected, reason \"unmatched\"".into());
+            out.push(if tags.is_empty() {
+                "  policy_log: no value on the flow".into()
+            } else {
+                format!("  policy_log: {tags:?}, none listed in expected_log_tags")
+            });
+            match c.rules.nearest(ctx) {
+                Some((i, checks)) => {
+                    let r = &c.rules.rules()[i];
+                    let failed = checks.iter().filter(|k| !k.ok).count();
+                    out.push(format!(
+                        "  nearest rule {:?} ({}:{}): {failed} of {} keys do not hold",
+                        r.name,
+                        r.file.display(),
+                        r.line,
+                        checks.len()
+                    ));
+                    out.extend(checks.iter().map(|k| format!("    {k}")));
+                }
+                None => out.push("  no rules loaded".into()),
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,242 @@
+//! The rule-writer's tools end to end: `suggest` round trips, `test`, `replay --explain`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hubble-noise"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("HUBBLE_NOISE_CONFIG");
+    c
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn recordings() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
+    if !dir.is_dir() {
+        eprintln!("skipped: {} not found", dir.display());
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("json" | "ndjson")
+            ) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn classes(jsonl: &str) -> Vec<String> {
+    jsonl
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("jsonl");
+            v["class"].as_str().expect("class").to_string()
+        })
+        .collect()
+}
+
+/// `suggest` on each real recording gives a rule file that `check` accepts and that turns every
+/// unexpected flow of that recording expected.
+#[test]
+fn suggest_round_trips_on_every_real_recording() {
+    let mut with_unexpected = 0;
+    for rec in recordings() {
+        let r = rec.to_str().expect("utf-8");
+        let before = run(&["replay", "--format", "jsonl", r]);
+        assert!(before.status.success(), "{r}: {before:?}");
+        let before = classes(&stdout(&before));
+        let unexpected = before.iter().filter(|c| *c == "unexpected").count();
+
+        let suggested = run(&["suggest", r]);
+        assert!(suggested.status.success(), "{r}: {suggested:?}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("suggested.toml"), stdout(&suggested)).expect("write");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[classify]\nrule_files = [\"suggested.toml\"]\n",
+        )
+        .expect("write");
+        let check = run_in(dir.path(), &["check", "-c", "config.toml"]);
+        assert_eq!(
+            check.status.code(),
+            Some(0),
+            "{r}: check refuses:\n{check:?}"
+        );
+
+        let after = run_in(
+            dir.path(),
+            &["replay", "--format", "jsonl", "-c", "config.toml", r],
+        );
+        assert!(after.status.success(), "{r}: {after:?}");
+        let after = classes(&stdout(&after));
+        assert_eq!(after.len(), before.len(), "{r}: same flows counted");
+        assert!(
+            after.iter().all(|c| c == "expected"),
+            "{r}: {} of {} still unexpected",
+            after.iter().filter(|c| *c == "unexpected").count(),
+            after.len()
+        );
+        if unexpected > 0 {
+            with_unexpected += 1;
+        }
+    }
+    if !recordings().is_empty() {
+        assert!(
+            with_unexpected >= 10,
+            "most recordings have unexpected flows: {with_unexpected}"
+        );
+    }
+}
+
+#[test]
+fn the_example_rule_tests_pass() {
+    let out = run(&[
+        "test",
+        "-c",
+        "examples/config.toml",
+        "examples/rules.test.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("test: 6 passed, 0 failed"), "{out:?}");
+}
+
+#[test]
+fn test_catches_a_wrong_expectation() {
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules.test.toml"),
+    )
+    .expect("example tests");
+    // The first test expects the vendor rule; claim the opposite.
+    let wrong = good.replacen(
+        "expect = { class = \"expected\", rule = \"vendor-telemetry\", reason = \"app-explicit-traffic-blocked\" }",
+        "expect = { class = \"unexpected\", rule = \"some-other-rule\" }",
+        1,
+    );
+    assert_ne!(wrong, good);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wrong.test.toml");
+    std::fs::write(&path, wrong).expect("write");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.toml");
+    let out = run(&[
+        "test",
+        "-c",
+        config.to_str().expect("utf-8"),
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = stdout(&out);
+    let want = format!(
+        "FAIL {}:6 telemetry to an IP the pod resolved is expected: class: expected \"unexpected\", got \"expected\"; rule: expected \"some-other-rule\", got \"vendor-telemetry\"",
+        path.display()
+    );
+    assert!(text.contains(&want), "{text}");
+    assert!(
+        text.contains("step rule: rule \"vendor-telemetry\""),
+        "decision path shown: {text}"
+    );
+    assert!(text.contains("test: 5 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn a_bad_test_file_names_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.test.toml");
+    std::fs::write(
+        &path,
+        "[[test]]\nname = \"x\"\nflow = '{}'\nexpect = { klass = \"expected\" }\n",
+    )
+    .expect("write");
+    let out = run(&["test", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:4:12: test[0].expect.klass: unknown field `klass`",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+/// `replay --explain` for each decision step, pinned. `HUBBLE_NOISE_BLESS=1` rewrites.
+#[test]
+fn golden_explain() {
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "explain-steps",
+            &[
+                "-c",
+                "tests/explain/config.toml",
+                "tests/explain/recording.ndjson",
+            ],
+        ),
+        (
+            "explain-example",
+            &["-c", "examples/config.toml", "examples/recording.ndjson"],
+        ),
+    ];
+    let bless = std::env::var_os("HUBBLE_NOISE_BLESS").is_some();
+    for (name, args) in cases {
+        for format in ["table", "jsonl"] {
+            let mut full = vec!["replay", "--explain", "--format", format];
+            full.extend_from_slice(args);
+            let out = run(&full);
+            assert!(out.status.success(), "{name}: {out:?}");
+            let got = stdout(&out);
+            let ext = if format == "table" { "txt" } else { "jsonl" };
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.{ext}"));
+            if bless {
+                std::fs::write(&path, &got).expect("write golden");
+                continue;
+            }
+            let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{}: {e} (run with HUBBLE_NOISE_BLESS=1)", path.display())
+            });
+            assert_eq!(
+                got,
+                want,
+                "{name} ({format}) differs from {}",
+                path.display()
+            );
+        }
+    }
+    let steps = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/explain-steps.txt"),
+    )
+    .expect("golden");
+    for step in [
+        "step policy_log:",
+        "step rule:",
+        "step none:",
+        "FAIL expires",
+    ] {
+        assert!(steps.contains(step), "{step} pinned");
+    }
+}
