@@ -1,15 +1,57 @@
 //! De-duplication by `(node_name, uuid)` over the last N flows seen (PRODUCT.md §3).
 //!
 //! A count, not a span of time: recordings and `since` back-fills are not in time order.
+//! Keys are fixed-size and need no allocation: a canonical uuid is its 128 bits, anything else
+//! a 128-bit hash of its text; the node is a 64-bit hash of its name. Two different flows would
+//! have to agree on the uuid and collide on the node's hash to be mistaken for each other.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+
+/// The key of one flow: (hash of the node name, uuid as 128 bits).
+type Key = (u64, u128);
 
 /// The window of recently seen flow keys.
 #[derive(Debug)]
 pub struct Dedup {
     capacity: usize,
-    seen: HashSet<(Box<str>, Box<str>)>,
-    order: VecDeque<(Box<str>, Box<str>)>,
+    seen: HashSet<Key>,
+    order: VecDeque<Key>,
+}
+
+fn hash_str(s: &str, salt: u8) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    salt.hash(&mut h);
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// The 128 bits of a canonical `8-4-4-4-12` hex uuid, else a 128-bit hash of the text.
+pub fn uuid_bits(uuid: &str) -> u128 {
+    let b = uuid.as_bytes();
+    if b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-') {
+        let mut v: u128 = 0;
+        let mut ok = true;
+        for (i, &c) in b.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                continue;
+            }
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
+                _ => {
+                    ok = false;
+                    break;
+                }
+            };
+            v = v << 4 | u128::from(d);
+        }
+        if ok {
+            return v;
+        }
+    }
+    u128::from(hash_str(uuid, 1)) << 64 | u128::from(hash_str(uuid, 2))
 }
 
 impl Dedup {
@@ -29,8 +71,8 @@ impl Dedup {
         if uuid.is_empty() {
             return false;
         }
-        let key = (Box::<str>::from(node), Box::<str>::from(uuid));
-        if self.seen.contains(&key) {
+        let key = (hash_str(node, 0), uuid_bits(uuid));
+        if !self.seen.insert(key) {
             return true;
         }
         if self.order.len() >= self.capacity {
@@ -38,7 +80,6 @@ impl Dedup {
                 self.seen.remove(&old);
             }
         }
-        self.seen.insert(key.clone());
         self.order.push_back(key);
         false
     }
@@ -83,5 +124,30 @@ mod tests {
         assert_eq!(d.len(), 3);
         assert!(!d.is_duplicate("n", "a"), "a fell out of the window");
         assert!(d.is_duplicate("n", "d"));
+    }
+
+    #[test]
+    fn canonical_uuids_are_their_bits_and_case_does_not_matter() {
+        let u = "e08fb6b0-bf41-480d-99b3-ec3c46cdeeda";
+        assert_eq!(uuid_bits(u), 0xe08fb6b0_bf41_480d_99b3_ec3c46cdeeda);
+        assert_eq!(uuid_bits(u), uuid_bits(&u.to_uppercase()));
+        assert_ne!(
+            uuid_bits("e08fb6b0-bf41-480d-99b3-ec3c46cdeedx"),
+            uuid_bits(u)
+        );
+        assert_ne!(uuid_bits("not-a-uuid"), uuid_bits("not-a-uuid2"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn distinct_uuids_are_never_duplicates(uuids in proptest::collection::hash_set("[0-9a-f-]{1,40}", 1..200)) {
+            let mut d = Dedup::new(1000);
+            for u in &uuids {
+                proptest::prop_assert!(!d.is_duplicate("node", u));
+            }
+            for u in &uuids {
+                proptest::prop_assert!(d.is_duplicate("node", u));
+            }
+        }
     }
 }

@@ -32,3 +32,4 @@ pub mod pipeline;
 pub mod rules;
 pub mod server;
 pub mod source;
+pub mod synth;

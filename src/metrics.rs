@@ -53,7 +53,8 @@ struct RuleHandles {
 /// The series of `hubble_noise_flows_total` created so far, and a reusable lookup key.
 #[derive(Default)]
 struct FlowSeries {
-    by_key: HashMap<String, CounterWithExemplar<Labels>>,
+    /// Each series' counter and the flow time of its last exemplar.
+    by_key: HashMap<String, (CounterWithExemplar<Labels>, f64)>,
     key: String,
     /// Series with real context values (overflow series excluded).
     regular: usize,
@@ -417,7 +418,9 @@ impl Metrics {
         let verdict = verdict_name(ctx.verdict);
         let direction = direction_name(ctx.direction);
         let base = [class, verdict, d.reason, direction];
-        let counter = {
+        let time = ctx.time.unwrap_or_else(now_seconds);
+        let wants_exemplar = self.exemplars && d.class == Class::Unexpected;
+        let (counter, refresh_exemplar) = {
             let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
             let s = &mut *s;
             push_key(&mut s.key, base);
@@ -431,8 +434,16 @@ impl Metrics {
                 push_key(&mut s.key, base);
                 let _ = write!(s.key, "{OVERFLOW}\u{1f}");
             }
-            if let Some(c) = s.by_key.get(s.key.as_str()) {
-                c.clone()
+            if let Some((c, last)) = s.by_key.get_mut(s.key.as_str()) {
+                // The exemplar names the latest unexpected flow. Building its labels
+                // allocates, so a busy series refreshes it at most once per second of flow
+                // time; in between only the count moves.
+                let since = time - *last;
+                let refresh = wants_exemplar && (since >= 1.0 || since.is_nan());
+                if refresh {
+                    *last = time;
+                }
+                (c.clone(), refresh)
             } else {
                 let mut l = labels(&[
                     ("class", class),
@@ -452,17 +463,23 @@ impl Metrics {
                 if !overflow {
                     s.regular += 1;
                 }
-                s.by_key.insert(s.key.clone(), c.clone());
-                c
+                s.by_key.insert(s.key.clone(), (c.clone(), time));
+                (c, wants_exemplar)
             }
         };
-        let exemplar = (self.exemplars && d.class == Class::Unexpected)
-            .then(|| labels(&[("uuid", ctx.flow.uuid.as_str()), ("node", ctx.node)]));
-        let ts = ctx
-            .time
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .map(|t| UNIX_EPOCH + Duration::from_secs_f64(t));
-        counter.inc_by(1, exemplar, ts.filter(|_| self.exemplars));
+        if refresh_exemplar {
+            let exemplar = labels(&[("uuid", ctx.flow.uuid.as_str()), ("node", ctx.node)]);
+            let ts = ctx
+                .time
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .map(|t| UNIX_EPOCH + Duration::from_secs_f64(t));
+            counter.inc_by(1, Some(exemplar), ts);
+        } else {
+            // Through the inner atomic, which leaves the last exemplar in place.
+            counter
+                .inner()
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(rule) = d.rule.and_then(|i| classifier.rules.rules().get(i)) {
             self.record_rule_match(&rule.name, ctx.time);
         }

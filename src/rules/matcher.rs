@@ -4,6 +4,7 @@
 //! bitsets over rules; the rules are then walked in order testing only scalar fields and bits.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use regex::{RegexSet, RegexSetBuilder};
 
@@ -231,10 +232,6 @@ fn set_bit(bits: &mut [u64], r: u32) {
     }
 }
 
-fn bit(bits: &[u64], r: usize) -> bool {
-    bits.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1)
-}
-
 /// Scratch space for name normalization and regex-set hits.
 #[derive(Default)]
 struct Names {
@@ -246,12 +243,124 @@ struct Names {
 #[derive(Default)]
 struct Scratch {
     bits: [Vec<u64>; 4],
-    done: [bool; 4],
+    cand: Vec<u64>,
     names: Names,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// For one exactly-indexable key: which rules constrain it, and for each value the rules it
+/// satisfies. A rule is a candidate for a flow only if, for every such key it constrains, the
+/// flow's value is among its values.
+#[derive(Debug, Default)]
+struct ExactIndex<K: std::hash::Hash + Eq> {
+    constrained: Vec<u64>,
+    by_value: HashMap<K, Vec<u64>>,
+}
+
+impl<K: std::hash::Hash + Eq> ExactIndex<K> {
+    fn new(words: usize) -> Self {
+        Self {
+            constrained: vec![0; words],
+            by_value: HashMap::new(),
+        }
+    }
+
+    /// Rule `r` matches only these values.
+    fn insert(&mut self, r: u32, values: impl IntoIterator<Item = K>, words: usize) {
+        set_bit(&mut self.constrained, r);
+        for v in values {
+            set_bit(self.by_value.entry(v).or_insert_with(|| vec![0; words]), r);
+        }
+    }
+
+    /// Removes from `cand` the rules that constrain this key to other values.
+    fn filter<Q>(&self, value: &Q, cand: &mut [u64])
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if self.by_value.is_empty() {
+            return;
+        }
+        let hits = self.by_value.get(value);
+        for (w, c) in cand.iter_mut().enumerate() {
+            let h = hits.map_or(0, |h| h[w]);
+            *c &= !self.constrained[w] | h;
+        }
+    }
+}
+
+/// Indexes over the keys that take exact values, so that a flow is tested only against the
+/// rules that can match it.
+#[derive(Debug, Default)]
+struct Prefilter {
+    all: Vec<u64>,
+    verdict: ExactIndex<i32>,
+    direction: ExactIndex<i32>,
+    source_namespace: ExactIndex<Box<str>>,
+    destination_namespace: ExactIndex<Box<str>>,
+    destination_port: ExactIndex<u16>,
+    /// Per slot (`SRC_CIDR`…): the rules that constrain it.
+    indexed: [Vec<u64>; 4],
+}
+
+/// The exact values of a glob list, if none of its globs has a `*`.
+fn literal_globs(g: &Option<Vec<Glob>>) -> Option<Vec<Box<str>>> {
+    let g = g.as_ref()?;
+    g.iter()
+        .all(|g| !g.as_str().contains('*'))
+        .then(|| g.iter().map(|g| g.as_str().into()).collect())
+}
+
+impl Prefilter {
+    fn build(rules: &[CompiledMatch]) -> Self {
+        let words = rules.len().div_ceil(64);
+        let mut p = Prefilter {
+            all: vec![0; words],
+            verdict: ExactIndex::new(words),
+            direction: ExactIndex::new(words),
+            source_namespace: ExactIndex::new(words),
+            destination_namespace: ExactIndex::new(words),
+            destination_port: ExactIndex::new(words),
+            indexed: std::array::from_fn(|_| vec![0; words]),
+        };
+        for (i, r) in rules.iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else { break };
+            set_bit(&mut p.all, i);
+            if let Some(v) = &r.verdict {
+                p.verdict.insert(i, v.iter().map(|v| *v as i32), words);
+            }
+            if let Some(v) = &r.direction {
+                p.direction.insert(i, v.iter().map(|v| *v as i32), words);
+            }
+            if let Some(v) = literal_globs(&r.source.namespace) {
+                p.source_namespace.insert(i, v, words);
+            }
+            if let Some(v) = literal_globs(&r.destination.namespace) {
+                p.destination_namespace.insert(i, v, words);
+            }
+            if let Some(ps) = &r.destination.port {
+                if ps.iter().all(|p| p.lo == p.hi) {
+                    p.destination_port.insert(i, ps.iter().map(|p| p.lo), words);
+                }
+            }
+            let slots = [
+                r.source.cidr.is_some(),
+                r.source.fqdn.is_some(),
+                r.destination.cidr.is_some(),
+                r.destination.fqdn.is_some(),
+            ];
+            for (slot, on) in slots.into_iter().enumerate() {
+                if on {
+                    set_bit(&mut p.indexed[slot], i);
+                }
+            }
+        }
+        p
+    }
 }
 
 /// The compiled matchers of all rules plus their indexes.
@@ -262,6 +371,7 @@ pub(crate) struct Matcher {
     expires: Vec<Option<f64>>,
     source: SideIndex,
     destination: SideIndex,
+    prefilter: Prefilter,
 }
 
 /// Whether a rule with this expiry is in force at the flow's time.
@@ -281,6 +391,7 @@ impl Matcher {
         Ok(Self {
             source: SideIndex::build(&src)?,
             destination: SideIndex::build(&dst)?,
+            prefilter: Prefilter::build(&rules),
             rules,
             expires,
         })
@@ -314,44 +425,46 @@ impl Matcher {
     }
 
     fn first_match_with(&self, ctx: &FlowCtx<'_>, s: &mut Scratch) -> Option<usize> {
-        let words = self.rules.len().div_ceil(64);
-        s.done = [false; 4];
-        let Scratch { bits, done, names } = s;
-        for (i, rule) in self.rules.iter().enumerate() {
-            if !in_force(self.expires[i], ctx.time) || !rule.scalar_matches(ctx) {
+        let p = &self.prefilter;
+        let Scratch { bits, cand, names } = s;
+        cand.clear();
+        cand.extend_from_slice(&p.all);
+        p.verdict.filter(&(ctx.verdict as i32), cand);
+        p.direction.filter(&(ctx.direction as i32), cand);
+        p.source_namespace.filter(ctx.source.namespace(), cand);
+        p.destination_namespace
+            .filter(ctx.destination.namespace(), cand);
+        match ctx.destination.port {
+            Some(port) => p.destination_port.filter(&port, cand),
+            None => p.destination_port.filter(&0, cand),
+        }
+        for (slot, (constrained, b)) in p.indexed.iter().zip(bits.iter_mut()).enumerate() {
+            // Only look up what some remaining candidate needs.
+            if !constrained.iter().zip(cand.iter()).any(|(c, k)| c & k != 0) {
                 continue;
             }
-            let needs = [
-                rule.source.cidr.is_some(),
-                rule.source.fqdn.is_some(),
-                rule.destination.cidr.is_some(),
-                rule.destination.fqdn.is_some(),
-            ];
-            let mut ok = true;
-            for slot in 0..4 {
-                if !needs[slot] {
-                    continue;
-                }
-                if !done[slot] {
-                    let b = &mut bits[slot];
-                    b.clear();
-                    b.resize(words, 0);
-                    match slot {
-                        SRC_CIDR => self.source.fill_cidr(&ctx.source, b),
-                        SRC_FQDN => self.source.fill_fqdn(&ctx.source, b, names),
-                        DST_CIDR => self.destination.fill_cidr(&ctx.destination, b),
-                        DST_FQDN => self.destination.fill_fqdn(&ctx.destination, b, names),
-                        _ => {}
-                    }
-                    done[slot] = true;
-                }
-                if !bit(&bits[slot], i) {
-                    ok = false;
-                    break;
-                }
+            b.clear();
+            b.resize(cand.len(), 0);
+            match slot {
+                SRC_CIDR => self.source.fill_cidr(&ctx.source, b),
+                SRC_FQDN => self.source.fill_fqdn(&ctx.source, b, names),
+                DST_CIDR => self.destination.fill_cidr(&ctx.destination, b),
+                DST_FQDN => self.destination.fill_fqdn(&ctx.destination, b, names),
+                _ => {}
             }
-            if ok {
-                return Some(i);
+            for ((c, k), h) in cand.iter_mut().zip(constrained).zip(b.iter()) {
+                *c &= !k | h;
+            }
+        }
+        // The candidates, in rule order; everything not indexed is tested here.
+        for (w, word) in cand.iter().enumerate() {
+            let mut word = *word;
+            while word != 0 {
+                let i = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                if in_force(self.expires[i], ctx.time) && self.rules[i].scalar_matches(ctx) {
+                    return Some(i);
+                }
             }
         }
         None
