@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(promtool)
 command -v kubectl >/dev/null 2>&1 || missing+=("kubectl (kustomize)")
-command -v kubernetes-validate >/dev/null 2>&1 || missing+=("kubernetes-validate (pip install kubernetes-validate)")
+python3 -c 'import kubernetes_validate' 2>/dev/null || missing+=("kubernetes-validate (python3 -m pip install kubernetes-validate)")
 python3 -c 'import yaml' 2>/dev/null || missing+=("PyYAML")
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "${HUBBLE_NOISE_REQUIRE_TOOLS:-}" = 1 ]; then

@@ -143,7 +143,7 @@ def check_variant(variant, docs, bin_path, rules, render_dir):
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, dir=render_dir) as f:
         yaml.safe_dump_all(plain, f)
     for version in ("1.30.0", "1.37.0"):
-        r = subprocess.run(["kubernetes-validate", "--strict", "--quiet", "-k", version, f.name],
+        r = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version, f.name],
                            capture_output=True, text=True)
         check(f"{variant}: {len(plain)} objects valid for Kubernetes {version} (kubernetes-validate --strict)",
               r.returncode == 0, (r.stdout + r.stderr).strip()[-2000:])
