@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# End-to-end: hubble-noise -> Prometheus (the alert rules loaded) -> Alertmanager, and every
+# dashboard query against that Prometheus. Everything listens on 127.0.0.1 and is stopped by PID.
+#
+# Two hubble-noise instances replay recordings (`run --replay --loop`, no cluster needed):
+#   shop: examples/recording.ndjson, expected and unexpected drops in namespace "shop";
+#   calm: the expected flows of the same recording only, in namespace "calm", 4x faster.
+# The alert rules are deploy/prometheus/hubble-noise.rules.yml with the `for:` durations and the
+# rate windows shortened to seconds (nothing else changes), so the test ends in seconds.
+#
+# Usage: tests/e2e/run.sh   (HUBBLE_NOISE_BIN=path to use another binary)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+for tool in prometheus prometheus-alertmanager promtool python3; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    if [ "${HUBBLE_NOISE_REQUIRE_TOOLS:-}" = 1 ]; then
+      echo "e2e: $tool is required (HUBBLE_NOISE_REQUIRE_TOOLS=1) but not installed" >&2
+      exit 1
+    fi
+    echo "e2e: skipped: $tool not installed (apt-get install prometheus prometheus-alertmanager)"
+    exit 0
+  fi
+done
+
+bin=${HUBBLE_NOISE_BIN:-$root/target/debug/hubble-noise}
+if [ ! -x "$bin" ]; then
+  cargo build --locked --quiet
+fi
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local rc=$?
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" -ne 0 ]; then
+    for log in "$tmp"/*.log; do
+      [ -f "$log" ] || continue
+      echo "---- $(basename "$log") (last 20 lines)"
+      tail -n 20 "$log"
+    done
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Free ports on 127.0.0.1 (bound and released by the kernel's choice).
+read -r port_shop port_calm port_prom port_am < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])
+for s in ss: s.close()')
+
+# wait_http URL SECONDS: until URL answers 2xx, or fail.
+wait_http() {
+  local url=$1 deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "e2e: $url did not answer within $2 s" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# --- hubble-noise inputs -------------------------------------------------------------------
+# Rules: the example's, plus one expiring in 3 days and one expired yesterday (neither matches).
+soon=$(date -u -d '+3 days' +%Y-%m-%dT%H:%M:%SZ)
+past=$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%SZ)
+mkdir -p "$tmp/shop" "$tmp/calm"
+{
+  cat examples/rules.toml
+  cat <<TOML
+
+[[rule]]
+name = "e2e-expiring-soon"
+owner = "team-e2e"
+comment = "expires in 3 days"
+expires = $soon
+[rule.match.source]
+namespace = ["e2e-nowhere"]
+
+[[rule]]
+name = "e2e-expired"
+owner = "team-e2e"
+comment = "expired yesterday"
+expires = $past
+[rule.match.source]
+namespace = ["e2e-nowhere"]
+TOML
+} >"$tmp/shop/rules.toml"
+
+write_config() { # DIR PORT
+  cat >"$1/config.toml" <<TOML
+[metrics]
+listen = "127.0.0.1:$2"
+labels = ["source_namespace", "source_workload", "destination_namespace", "destination_workload", "destination_name", "destination_port"]
+
+[classify]
+expected_log_tags = ["app-explicit-traffic-blocked"]
+rule_files = ["rules.toml"]
+TOML
+}
+write_config "$tmp/shop" "$port_shop"
+write_config "$tmp/calm" "$port_calm"
+sed 's/shop/calm/g' "$tmp/shop/rules.toml" >"$tmp/calm/rules.toml"
+cp examples/recording.ndjson "$tmp/shop/recording.ndjson"
+
+# The calm recording: the example without the unexpected flows (and their drop-notification
+# twins: the lines of the same node and time), moved to namespace "calm".
+"$bin" replay -c "$tmp/shop/config.toml" --format jsonl examples/recording.ndjson 2>/dev/null \
+  >"$tmp/classified.jsonl"
+python3 - "$tmp/classified.jsonl" examples/recording.ndjson >"$tmp/calm/recording.ndjson" <<'PY'
+import json, sys
+bad = set()
+for line in open(sys.argv[1]):
+    f = json.loads(line)
+    if f["class"] == "unexpected":
+        bad.add((f["node"], f["time"][:19]))
+for line in open(sys.argv[2]):
+    d = json.loads(line)
+    if (d.get("node_name"), d.get("time", "")[:19]) not in bad:
+        sys.stdout.write(line.replace("shop", "calm"))
+PY
+"$bin" check -c "$tmp/shop/config.toml" >/dev/null
+"$bin" check -c "$tmp/calm/config.toml" >/dev/null
+calm_unexpected=$("$bin" replay -c "$tmp/calm/config.toml" --format jsonl "$tmp/calm/recording.ndjson" 2>/dev/null | grep -c '"class":"unexpected"' || true)
+calm_expected=$("$bin" replay -c "$tmp/calm/config.toml" --format jsonl "$tmp/calm/recording.ndjson" 2>/dev/null | grep -c '"class":"expected"' || true)
+if [ "$calm_unexpected" != 0 ] || [ "$calm_expected" = 0 ]; then
+  echo "e2e: FAIL: the calm recording has $calm_unexpected unexpected and $calm_expected expected flows" >&2
+  exit 1
+fi
+
+# --- Prometheus rules and config -----------------------------------------------------------
+sed -E -e 's/^( +for: ).*/\13s/' -e 's/\[(5m|10m)\]/[10s]/g' \
+  deploy/prometheus/hubble-noise.rules.yml >"$tmp/rules.yml"
+promtool check rules "$tmp/rules.yml" >/dev/null
+
+cat >"$tmp/alertmanager.yml" <<YAML
+route:
+  receiver: e2e
+  group_by: [alertname, namespace, rule]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: e2e
+YAML
+
+cat >"$tmp/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $tmp/rules.yml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:$port_am"]
+scrape_configs:
+  - job_name: hubble-noise
+    static_configs:
+      - targets: ["127.0.0.1:$port_shop", "127.0.0.1:$port_calm"]
+YAML
+promtool check config "$tmp/prometheus.yml" >/dev/null
+
+# --- start everything ----------------------------------------------------------------------
+start=$SECONDS
+prometheus-alertmanager --config.file="$tmp/alertmanager.yml" --storage.path="$tmp/am" \
+  --web.listen-address="127.0.0.1:$port_am" --cluster.listen-address= \
+  >"$tmp/alertmanager.log" 2>&1 &
+pids+=($!)
+"$bin" run -c "$tmp/shop/config.toml" --replay "$tmp/shop/recording.ndjson" --loop --rate 50 \
+  >"$tmp/hubble-noise-shop.log" 2>&1 &
+pids+=($!)
+"$bin" run -c "$tmp/calm/config.toml" --replay "$tmp/calm/recording.ndjson" --loop --rate 200 \
+  >"$tmp/hubble-noise-calm.log" 2>&1 &
+pids+=($!)
+prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
+  --web.listen-address="127.0.0.1:$port_prom" --rules.alert.resend-delay=1s \
+  >"$tmp/prometheus.log" 2>&1 &
+pids+=($!)
+
+wait_http "http://127.0.0.1:$port_am/-/ready" 30
+wait_http "http://127.0.0.1:$port_shop/readyz" 30
+wait_http "http://127.0.0.1:$port_calm/readyz" 30
+wait_http "http://127.0.0.1:$port_prom/-/ready" 30
+
+rc=0
+python3 tests/e2e/checks.py --prom "http://127.0.0.1:$port_prom" --am "http://127.0.0.1:$port_am" \
+  --dashboard dashboards/hubble-noise.json --timeout 90 | tee "$tmp/checks.out" || rc=$?
+passed=$(grep -c '^PASS' "$tmp/checks.out" || true)
+failed=$(grep -c '^FAIL' "$tmp/checks.out" || true)
+if [ "$rc" -ne 0 ] && [ "$failed" = 0 ]; then
+  failed=1 # checks.py itself crashed
+fi
+echo "e2e: took $((SECONDS - start)) s"
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]
