@@ -1,0 +1,442 @@
+//! Policy import against realistic manifests, and steps 2 and 3 of classification on flows
+//! that carry no `policy_log` (AUDIT and POLICY_DENY, as Cilium reports them).
+
+use super::*;
+use crate::api::flow::Flow;
+use crate::api::observer::get_flows_response::ResponseTypes;
+use crate::classify::{Attribution, Classifier};
+use crate::rules::glob::Glob;
+use crate::rules::{Class, RuleSet, RuleSource};
+
+/// The seed's case done the way Cilium allows: it cannot deny by name, so the vendor's
+/// telemetry is blocked by default deny (any egress allow rule) plus allow rules for what the
+/// app needs. Blocked connections arrive as default-deny drops (133) with no deny rule behind
+/// them.
+const SEED: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: checkout-egress
+  namespace: shop
+spec:
+  description: checkout may reach DNS and the payment API; everything else (the vendor SDK's telemetry) is blocked on purpose
+  endpointSelector:
+    matchLabels:
+      app: checkout
+  log:
+    value: app-explicit-traffic-blocked
+  egress:
+    - toEndpoints:
+        - matchLabels:
+            io.kubernetes.pod.namespace: kube-system
+            k8s-app: kube-dns
+      toPorts:
+        - ports:
+            - port: "53"
+              protocol: UDP
+          rules:
+            dns:
+              - matchPattern: "*"
+    - toFQDNs:
+        - matchName: api.payments.example
+      toPorts:
+        - ports:
+            - port: "443"
+              protocol: TCP
+"#;
+
+/// Explicit denies with log values, as `kubectl get cnp,ccnp -A -o yaml` prints them.
+const DENY: &str = r#"
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: cilium.io/v2
+    kind: CiliumNetworkPolicy
+    metadata:
+      name: deny-vendor-telemetry
+      namespace: shop
+      resourceVersion: "4711"
+    spec:
+      endpointSelector:
+        matchExpressions:
+          - {key: k8s:app, operator: In, values: [checkout, cart]}
+          - {key: canary, operator: DoesNotExist}
+      log:
+        value: vendor-telemetry-blocked
+      egressDeny:
+        - toCIDRSet:
+            - cidr: 203.0.113.0/24
+              except: [203.0.113.128/25]
+          toPorts:
+            - ports:
+                - {port: "443", endPort: 8443, protocol: TCP}
+        - toServices:
+            - k8sService: {serviceName: vendor, namespace: shop}
+        - toEntities: [world]
+          icmps:
+            - fields: [{type: 8}]
+  - apiVersion: cilium.io/v2
+    kind: CiliumClusterwideNetworkPolicy
+    metadata:
+      name: no-ssh-from-outside
+    specs:
+      - description: scanners knock on every node's pods
+        endpointSelector: {}
+        log: {value: scanner-noise}
+        ingressDeny:
+          - fromEntities: [world]
+            toPorts:
+              - ports: [{port: 22}]
+      - endpointSelector:
+          matchLabels: {app: legacy}
+        ingressDeny:
+          - fromEndpoints:
+              - matchLabels:
+                  k8s:io.kubernetes.pod.namespace: lab
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: deny-metadata, namespace: shop}
+spec:
+  endpointSelector: {}
+  log: {value: some-other-team-tag}
+  egressDeny:
+    - toCIDR: [169.254.169.254/32]
+"#;
+
+fn tags() -> Vec<Glob> {
+    ["app-explicit-*", "vendor-telemetry-blocked", "scanner-noise"]
+        .iter()
+        .map(|t| Glob::new(t).expect("glob"))
+        .collect()
+}
+
+fn set(texts: &[(&str, &str)]) -> Result<PolicySet, Vec<LocatedError>> {
+    let tags = tags();
+    let sources: Vec<PolicySource> = texts
+        .iter()
+        .map(|(p, t)| PolicySource {
+            path: PathBuf::from(p),
+            text: (*t).to_owned(),
+        })
+        .collect();
+    PolicySet::load(&sources, &|t| tags.iter().any(|g| g.matches(t)))
+}
+
+fn classifier(rules: &str) -> Classifier {
+    let policies = set(&[("seed.yaml", SEED), ("deny.yaml", DENY)]).expect("policies load");
+    let rules = RuleSet::load(&[RuleSource {
+        path: "rules.toml".into(),
+        text: rules.into(),
+        inline: false,
+    }])
+    .expect("rules load");
+    Classifier {
+        expected_log_tags: tags(),
+        rules,
+        policies,
+    }
+}
+
+/// A flow from Hubble's JSON: `verdict`, `reason` (drop_reason_desc), direction, source and
+/// destination endpoint JSON, IPs and destination port.
+fn flow(extra: &str, src: &str, dst: &str, sip: &str, dip: &str, dport: u16) -> Flow {
+    let line = format!(
+        r#"{{"flow":{{"time":"2026-05-01T10:00:00Z",{extra},"IP":{{"source":"{sip}","destination":"{dip}"}},"l4":{{"TCP":{{"source_port":40000,"destination_port":{dport}}}}},"source":{src},"destination":{dst}}},"node_name":"prod/n1"}}"#
+    );
+    match crate::source::file::decode_line(line.as_bytes()) {
+        Ok(Some(r)) => match r.response_types {
+            Some(ResponseTypes::Flow(f)) => f,
+            other => panic!("not a flow: {other:?}"),
+        },
+        other => panic!("cannot decode {line}: {other:?}"),
+    }
+}
+
+const CHECKOUT: &str = r#"{"identity":48211,"namespace":"shop","pod_name":"checkout-1","labels":["k8s:app=checkout","k8s:io.kubernetes.pod.namespace=shop"]}"#;
+const CHECKOUT_OTHER_NS: &str = r#"{"identity":48299,"namespace":"lab","pod_name":"checkout-1","labels":["k8s:app=checkout","k8s:io.kubernetes.pod.namespace=lab"]}"#;
+const CANARY: &str = r#"{"identity":48212,"namespace":"shop","pod_name":"checkout-c","labels":["k8s:app=checkout","k8s:canary=true","k8s:io.kubernetes.pod.namespace=shop"]}"#;
+const WORLD: &str = r#"{"identity":2,"labels":["reserved:world"]}"#;
+const LEGACY: &str = r#"{"identity":50001,"namespace":"billing","pod_name":"legacy-1","labels":["k8s:app=legacy","k8s:io.kubernetes.pod.namespace=billing"]}"#;
+const LAB_POD: &str = r#"{"identity":50002,"namespace":"lab","pod_name":"scan-1","labels":["k8s:app=scan","k8s:io.kubernetes.pod.namespace=lab"]}"#;
+
+const EGRESS_DENY: &str =
+    r#""verdict":"DROPPED","drop_reason_desc":"POLICY_DENY","traffic_direction":"EGRESS""#;
+const EGRESS_AUDIT: &str =
+    r#""verdict":"AUDIT","drop_reason_desc":"POLICY_DENIED","traffic_direction":"EGRESS""#;
+const INGRESS_DENY: &str =
+    r#""verdict":"DROPPED","drop_reason_desc":"POLICY_DENY","traffic_direction":"INGRESS""#;
+
+fn decide(c: &Classifier, f: &Flow) -> (Class, String, Attribution) {
+    let ctx = FlowCtx::new(f, "", None);
+    let d = c.classify(&ctx);
+    (d.class, d.reason.to_owned(), d.attribution)
+}
+
+fn expected(tag: &str, a: Attribution) -> (Class, String, Attribution) {
+    (Class::Expected, tag.to_owned(), a)
+}
+
+fn unmatched() -> (Class, String, Attribution) {
+    (Class::Unexpected, "unmatched".to_owned(), Attribution::None)
+}
+
+#[test]
+fn imports_lists_specs_and_multi_documents() {
+    let s = set(&[("seed.yaml", SEED), ("deny.yaml", DENY)]).expect("load");
+    let names: Vec<String> = s
+        .policies()
+        .iter()
+        .map(|p| format!("{} {}", p.kind, p.display_name()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CiliumNetworkPolicy shop/checkout-egress",
+            "CiliumNetworkPolicy shop/deny-vendor-telemetry",
+            "CiliumClusterwideNetworkPolicy no-ssh-from-outside",
+            "CiliumNetworkPolicy shop/deny-metadata",
+        ]
+    );
+    // The CIDR-set rule and the clusterwide ingress rule; the second CCNP spec has no log
+    // value and deny-metadata's tag is not expected: no matchers from them.
+    assert_eq!(s.matcher_count(), 2);
+    let warnings: Vec<String> = s.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "deny.yaml:2:0: document[0].items[0].spec.egressDeny[1]: toServices is not supported: rule skipped",
+            "deny.yaml:2:0: document[0].items[0].spec.egressDeny[2]: icmps is not supported: rule skipped",
+        ]
+    );
+    assert!(s.carries_tag(|t| t == "scanner-noise"));
+    assert!(!s.carries_tag(|t| t == "vendor-telemetry-blockd"));
+}
+
+#[test]
+fn explicit_deny_to_cidr_set_classifies_policy_deny_and_audit_without_policy_log() {
+    let c = classifier("");
+    let f = flow(EGRESS_DENY, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.10", 443);
+    assert!(f.policy_log.is_empty() && f.egress_denied_by.is_empty());
+    assert_eq!(
+        decide(&c, &f),
+        expected("vendor-telemetry-blocked", Attribution::Policy)
+    );
+    let f = flow(EGRESS_AUDIT, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.127", 8443);
+    assert_eq!(
+        decide(&c, &f),
+        expected("vendor-telemetry-blocked", Attribution::Policy)
+    );
+}
+
+#[test]
+fn except_range_ports_namespace_and_selector_bound_the_match() {
+    let c = classifier("");
+    // In the `except` range.
+    let f = flow(EGRESS_DENY, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.200", 443);
+    assert_eq!(decide(&c, &f), unmatched());
+    // Past endPort.
+    let f = flow(EGRESS_DENY, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.10", 8444);
+    assert_eq!(decide(&c, &f), unmatched());
+    // Same labels in another namespace: a CiliumNetworkPolicy selects its own namespace only.
+    let f = flow(EGRESS_DENY, CHECKOUT_OTHER_NS, WORLD, "10.0.9.1", "203.0.113.10", 443);
+    assert_eq!(decide(&c, &f), unmatched());
+    // matchExpressions DoesNotExist.
+    let f = flow(EGRESS_DENY, CANARY, WORLD, "10.0.1.24", "203.0.113.10", 443);
+    assert_eq!(decide(&c, &f), unmatched());
+    // Ingress direction does not match an egress rule.
+    let f = flow(INGRESS_DENY, WORLD, CHECKOUT, "203.0.113.10", "10.0.1.23", 443);
+    assert_eq!(decide(&c, &f), unmatched());
+    // A forwarded flow is never matched.
+    let f = flow(
+        r#""verdict":"FORWARDED","traffic_direction":"EGRESS""#,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "203.0.113.10",
+        443,
+    );
+    assert!(c.policies.first_match(&FlowCtx::new(&f, "", None)).is_none());
+}
+
+#[test]
+fn clusterwide_ingress_deny_from_entities_on_any_namespace() {
+    let c = classifier("");
+    let f = flow(INGRESS_DENY, WORLD, LEGACY, "198.51.100.9", "10.0.3.3", 22);
+    assert_eq!(decide(&c, &f), expected("scanner-noise", Attribution::Policy));
+    let f = flow(INGRESS_DENY, WORLD, LEGACY, "198.51.100.9", "10.0.3.3", 23);
+    assert_eq!(decide(&c, &f), unmatched());
+    // The second spec (fromEndpoints in lab) has no log value: no matcher.
+    let f = flow(INGRESS_DENY, LAB_POD, LEGACY, "10.0.4.4", "10.0.3.3", 80);
+    assert_eq!(decide(&c, &f), unmatched());
+}
+
+#[test]
+fn denied_by_names_the_imported_policy() {
+    let c = classifier("");
+    // Port 80 is outside the CIDR-set rule's ports: only the name can decide.
+    let named = |name: &str, ns: &str, kind: &str| {
+        let extra = format!(
+            r#"{EGRESS_DENY},"egress_denied_by":[{{"name":"{name}","namespace":"{ns}","kind":"{kind}","revision":"56"}}],"policy_log":[""]"#
+        );
+        flow(&extra, CHECKOUT, WORLD, "10.0.1.23", "198.51.100.1", 80)
+    };
+    let f = named("deny-vendor-telemetry", "shop", "CiliumNetworkPolicy");
+    assert_eq!(
+        decide(&c, &f),
+        expected("vendor-telemetry-blocked", Attribution::DeniedBy)
+    );
+    let f = named("deny-vendor-telemetry", "shop", "");
+    assert_eq!(decide(&c, &f).2, Attribution::DeniedBy);
+    // Wrong kind, wrong namespace, unknown name, a policy whose tag is not expected: nothing.
+    for (n, ns, k) in [
+        ("deny-vendor-telemetry", "shop", "CiliumClusterwideNetworkPolicy"),
+        ("deny-vendor-telemetry", "lab", "CiliumNetworkPolicy"),
+        ("nope", "shop", "CiliumNetworkPolicy"),
+        ("deny-metadata", "shop", "CiliumNetworkPolicy"),
+    ] {
+        assert_eq!(decide(&c, &named(n, ns, k)), unmatched(), "{n} {ns} {k}");
+    }
+}
+
+#[test]
+fn seed_default_deny_plus_allow_is_decided_by_names_not_by_the_policy() {
+    // No deny rule in the seed policy: its default-deny drops are not attributable to it, so
+    // the policy adds no matcher and the vendor name rule (fed by learned DNS names) decides.
+    let rules = r#"
+[[rule]]
+name = "vendor-telemetry"
+reason = "app-explicit-traffic-blocked"
+owner = "team-shop"
+comment = "vendor SDK phones home; blocked by checkout-egress"
+[rule.match]
+fqdn = ["*.telemetry.vendor.example"]
+[rule.match.source]
+namespace = ["shop"]
+"#;
+    let c = classifier(rules);
+    let audit = flow(EGRESS_AUDIT, CHECKOUT, WORLD, "10.0.1.23", "192.0.2.50", 443);
+    assert_eq!(decide(&c, &audit), unmatched(), "no name known: unexpected");
+    let mut named = audit.clone();
+    named.destination_names = vec!["eu.telemetry.vendor.example".into()];
+    let d = decide(&c, &named);
+    assert_eq!((d.0, d.2), (Class::Expected, Attribution::Rule));
+    let drop133 = flow(
+        r#""verdict":"DROPPED","drop_reason_desc":"POLICY_DENIED","traffic_direction":"EGRESS""#,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "192.0.2.50",
+        443,
+    );
+    assert_eq!(decide(&c, &drop133), unmatched());
+}
+
+#[test]
+fn selectors_accept_keys_with_and_without_source_and_every_operator() {
+    let text = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p, namespace: shop}
+spec:
+  endpointSelector:
+    matchLabels: {any:app: checkout}
+    matchExpressions:
+      - {key: tier, operator: NotIn, values: [db]}
+      - {key: k8s:io.kubernetes.pod.namespace, operator: Exists}
+  log: {value: vendor-telemetry-blocked}
+  egressDeny:
+    - toEndpoints:
+        - matchLabels: {k8s:app: analytics}
+        - matchLabels: {app: tracker, io.kubernetes.pod.namespace: ads}
+"#;
+    let s = set(&[("p.yaml", text)]).expect("load");
+    assert!(s.warnings().is_empty(), "{:?}", s.warnings());
+    let c = Classifier {
+        expected_log_tags: tags(),
+        policies: s,
+        ..Classifier::default()
+    };
+    let analytics = r#"{"identity":7,"namespace":"shop","pod_name":"a","labels":["k8s:app=analytics"]}"#;
+    let analytics_lab = r#"{"identity":8,"namespace":"lab","pod_name":"a","labels":["k8s:app=analytics"]}"#;
+    let tracker = r#"{"identity":9,"namespace":"ads","pod_name":"t","labels":["k8s:app=tracker","k8s:io.kubernetes.pod.namespace=ads"]}"#;
+    let db = r#"{"identity":10,"namespace":"shop","pod_name":"c","labels":["k8s:app=checkout","k8s:tier=db","k8s:io.kubernetes.pod.namespace=shop"]}"#;
+    let f = |src: &str, dst: &str| flow(EGRESS_DENY, src, dst, "10.0.0.1", "10.0.0.2", 80);
+    assert_eq!(decide(&c, &f(CHECKOUT, analytics)).2, Attribution::Policy);
+    assert_eq!(decide(&c, &f(CHECKOUT, analytics_lab)), unmatched());
+    assert_eq!(decide(&c, &f(CHECKOUT, tracker)).2, Attribution::Policy);
+    assert_eq!(decide(&c, &f(db, analytics)), unmatched());
+}
+
+#[test]
+fn errors_name_file_line_and_key() {
+    let bad_type = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: a, namespace: b}\nspec:\n  egressDeny: nope\n";
+    let e = set(&[("ok.yaml", SEED), ("bad.yaml", bad_type)]).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].file, PathBuf::from("bad.yaml"));
+    assert_eq!(e[0].line, 5);
+    assert_eq!(e[0].key, "document[0].spec.egressDeny");
+
+    let syntax = "---\nkind: CiliumNetworkPolicy\n---\nkind: [\n";
+    let e = set(&[("syntax.yaml", syntax)]).unwrap_err();
+    assert_eq!((e[0].line, e[0].key.as_str()), (5, "document[1]"));
+
+    let nameless = "kind: CiliumClusterwideNetworkPolicy\nspec: {}\n";
+    let e = set(&[("n.yaml", nameless)]).unwrap_err();
+    assert_eq!(e[0].message, "a policy needs a name");
+
+    let e = set(&[("a.yaml", SEED), ("b.yaml", SEED)]).unwrap_err();
+    assert_eq!(
+        e[0].message,
+        "duplicate policy CiliumNetworkPolicy shop/checkout-egress (first at a.yaml:2)"
+    );
+}
+
+#[test]
+fn unusable_rules_are_skipped_with_warnings_never_expected() {
+    let text = r#"
+kind: CiliumNetworkPolicy
+metadata: {name: p, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: checkout}}
+  log: {value: vendor-telemetry-blocked}
+  egressDeny:
+    - toCIDR: [10.0.0.1/8]
+    - toEntities: [cluster]
+    - toPorts: [{ports: [{port: http}]}]
+    - toPorts: [{ports: [{port: "53", protocol: ICMP}]}]
+    - {}
+    - fromCIDR: [10.0.0.0/8]
+    - toEndpoints: [{matchExpressions: [{key: a, operator: Gt, values: ["1"]}]}]
+"#;
+    let s = set(&[("p.yaml", text)]).expect("load");
+    assert_eq!(s.matcher_count(), 0);
+    assert_eq!(s.warnings().len(), 7, "{:?}", s.warnings());
+    let no_ns = "kind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {}\n";
+    let s = set(&[("p.yaml", no_ns)]).expect("load");
+    assert!(s.policies().is_empty());
+    assert_eq!(s.warnings().len(), 1);
+}
+
+#[test]
+fn real_policies_import_without_errors() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/real/cilium-poc-1.20");
+    if !root.exists() {
+        return;
+    }
+    let files = crate::load::policy_paths(&[root]).expect("walk");
+    assert!(files.len() >= 10, "{files:?}");
+    // One file at a time: captures/ and demos/ hold the same policies.
+    let mut total = 0;
+    for p in &files {
+        let src = PolicySource {
+            path: p.clone(),
+            text: std::fs::read_to_string(p).expect("read"),
+        };
+        let s = PolicySet::load(&[src], &|_| true).expect("real policies load");
+        assert!(s.warnings().is_empty(), "{:?}", s.warnings());
+        total += s.policies().len();
+    }
+    assert!(total >= 20, "{total}");
+}
