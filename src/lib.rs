@@ -12,6 +12,7 @@
 //! - [`metrics`]: every Prometheus metric, the cardinality guard.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`.
 //! - [`policy`]: imported Cilium policies (steps 2 and 3 of classification).
+//! - [`watcher`]: file watching for reloads.
 //! - [`backoff`]: jittered exponential reconnect delays.
 //! - [`cmd::run`]: the daemon wiring (`run_daemon`).
 
@@ -33,3 +34,4 @@ pub mod policy;
 pub mod rules;
 pub mod server;
 pub mod source;
+pub mod watcher;
