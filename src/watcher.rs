@@ -34,7 +34,7 @@ impl Targets {
     /// The config file (when there is one) and every file the config names.
     pub fn of(config_path: Option<&Path>, cfg: &Config) -> Self {
         let mut t = Targets::default();
-        let mut add_file = |p: &Path, t: &mut Targets| t.files.push(absolute(p));
+        let add_file = |p: &Path, t: &mut Targets| t.files.push(absolute(p));
         if let Some(p) = config_path {
             add_file(p, &mut t);
         }

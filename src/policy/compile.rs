@@ -164,7 +164,7 @@ fn ports(list: &[PortRule]) -> Result<Vec<PortSpec>, String> {
                 Some(v) => return Err(format!("port {v:?} is not a number")),
             };
             let (lo, hi) = match (lo, p.end_port) {
-                (0, _) => (1, u16::MAX),
+                (0, _) => (1, u64::from(u16::MAX)),
                 (lo, None) => (lo, lo),
                 (lo, Some(hi)) => (lo, u64::from(hi)),
             };

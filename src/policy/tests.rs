@@ -309,10 +309,10 @@ name = "vendor-telemetry"
 reason = "app-explicit-traffic-blocked"
 owner = "team-shop"
 comment = "vendor SDK phones home; blocked by checkout-egress"
-[rule.match]
-fqdn = ["*.telemetry.vendor.example"]
 [rule.match.source]
 namespace = ["shop"]
+[rule.match.destination]
+fqdn = ["*.telemetry.vendor.example"]
 "#;
     let c = classifier(rules);
     let audit = flow(EGRESS_AUDIT, CHECKOUT, WORLD, "10.0.1.23", "192.0.2.50", 443);
@@ -379,7 +379,7 @@ fn errors_name_file_line_and_key() {
 
     let syntax = "---\nkind: CiliumNetworkPolicy\n---\nkind: [\n";
     let e = set(&[("syntax.yaml", syntax)]).unwrap_err();
-    assert_eq!((e[0].line, e[0].key.as_str()), (5, "document[1]"));
+    assert_eq!((e[0].line, e[0].key.as_str()), (4, "document[1].kind"));
 
     let nameless = "kind: CiliumClusterwideNetworkPolicy\nspec: {}\n";
     let e = set(&[("n.yaml", nameless)]).unwrap_err();

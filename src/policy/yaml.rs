@@ -193,11 +193,12 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
     }
     docs.push((start, cur));
     docs.into_iter()
-        .filter(|(_, t)| {
-            t.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
+        .filter(|(_, t)| t.lines().any(is_content))
         .collect()
+}
+
+fn is_content(line: &str) -> bool {
+    !line.trim().is_empty() && !line.trim_start().starts_with('#')
 }
 
 /// Parses every document of a policy file. A syntax or type error is an error naming the line
@@ -229,8 +230,10 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Document>, LocatedError
                 message,
             }
         })?;
+        // Point at the document's first line of content, not at blank lines or comments.
+        let first = doc.lines().position(is_content).unwrap_or(0);
         out.push(Document {
-            line,
+            line: line + first,
             index,
             manifest,
         });
