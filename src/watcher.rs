@@ -41,9 +41,13 @@ impl Targets {
         for p in &cfg.classify.rule_files {
             add_file(p, &mut t);
         }
-        for p in [&cfg.relay.ca_file, &cfg.relay.cert_file, &cfg.relay.key_file]
-            .into_iter()
-            .flatten()
+        for p in [
+            &cfg.relay.ca_file,
+            &cfg.relay.cert_file,
+            &cfg.relay.key_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             add_file(p, &mut t);
         }

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::compile_rule;
 use super::yaml::{self, Manifest, Spec};
 use super::{CCNP, CNP, DenyMatcher, Derived, Local, Policy, PolicySet, PolicySource, SpecInfo};
-use super::compile_rule;
 use crate::api::flow::TrafficDirection;
 use crate::located::LocatedError;
 
@@ -87,11 +87,12 @@ pub(super) fn load(
                     .entry((policy.namespace.clone(), policy.name.clone()))
                     .or_default()
                     .push(index);
-                set.derived.extend(derived.into_iter().map(|(tag, matcher)| Derived {
-                    policy: index,
-                    tag,
-                    matcher,
-                }));
+                set.derived
+                    .extend(derived.into_iter().map(|(tag, matcher)| Derived {
+                        policy: index,
+                        tag,
+                        matcher,
+                    }));
                 set.policies.push(policy);
             }
         }
@@ -104,7 +105,12 @@ pub(super) fn load(
 }
 
 /// The policies of a manifest: itself, or the items of a `List` (nested lists too).
-fn flatten<'m>(m: &'m Manifest, key: String, out: &mut Vec<(String, &'m Manifest)>, cx: &mut Ctx<'_>) {
+fn flatten<'m>(
+    m: &'m Manifest,
+    key: String,
+    out: &mut Vec<(String, &'m Manifest)>,
+    cx: &mut Ctx<'_>,
+) {
     match m.kind.as_str() {
         "List" => {
             for (i, item) in m.items.iter().enumerate() {
@@ -130,7 +136,10 @@ fn import(
 ) -> Option<(Policy, Matchers)> {
     let kind = if m.kind == CNP { CNP } else { CCNP };
     if m.metadata.name.is_empty() {
-        cx.error(&format!("{key}.metadata.name"), "a policy needs a name".into());
+        cx.error(
+            &format!("{key}.metadata.name"),
+            "a policy needs a name".into(),
+        );
         return None;
     }
     let namespace = if kind == CNP {
@@ -152,7 +161,12 @@ fn import(
         .spec
         .iter()
         .map(|s| (format!("{key}.spec"), s))
-        .chain(m.specs.iter().enumerate().map(|(i, s)| (format!("{key}.specs[{i}]"), s)))
+        .chain(
+            m.specs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("{key}.specs[{i}]"), s)),
+        )
         .collect();
     if specs.is_empty() {
         cx.warn(key, "neither spec nor specs: nothing to import".into());
@@ -160,15 +174,29 @@ fn import(
     let mut infos = Vec::new();
     let mut matchers = Vec::new();
     for (skey, spec) in specs {
-        let log = spec.log.as_ref().map_or("", |l| l.value.as_str()).to_owned();
+        let log = spec
+            .log
+            .as_ref()
+            .map_or("", |l| l.value.as_str())
+            .to_owned();
         let is_expected = !log.is_empty() && expected(&log);
         let rules: Vec<_> = spec
             .egress_deny
             .iter()
             .enumerate()
-            .map(|(i, r)| (TrafficDirection::Egress, format!("{skey}.egressDeny[{i}]"), r))
+            .map(|(i, r)| {
+                (
+                    TrafficDirection::Egress,
+                    format!("{skey}.egressDeny[{i}]"),
+                    r,
+                )
+            })
             .chain(spec.ingress_deny.iter().enumerate().map(|(i, r)| {
-                (TrafficDirection::Ingress, format!("{skey}.ingressDeny[{i}]"), r)
+                (
+                    TrafficDirection::Ingress,
+                    format!("{skey}.ingressDeny[{i}]"),
+                    r,
+                )
             }))
             .collect();
         let mut info = SpecInfo {
@@ -178,7 +206,11 @@ fn import(
             matchers: 0,
         };
         if is_expected && !rules.is_empty() {
-            match Local::compile(spec.endpoint_selector.as_ref(), spec.node_selector.as_ref(), namespace) {
+            match Local::compile(
+                spec.endpoint_selector.as_ref(),
+                spec.node_selector.as_ref(),
+                namespace,
+            ) {
                 Ok(local) => {
                     for (dir, rkey, rule) in rules {
                         match compile_rule(rule, dir, &local, namespace) {

@@ -96,7 +96,9 @@ pub struct DenyMatcher {
 impl DenyMatcher {
     /// Whether this matcher matches a DROPPED or AUDIT flow.
     pub fn matches(&self, ctx: &FlowCtx<'_>) -> bool {
-        if !matches!(ctx.verdict, Verdict::Dropped | Verdict::Audit) || ctx.direction != self.direction {
+        if !matches!(ctx.verdict, Verdict::Dropped | Verdict::Audit)
+            || ctx.direction != self.direction
+        {
             return false;
         }
         let (local, peer) = match self.direction {
@@ -105,10 +107,10 @@ impl DenyMatcher {
         };
         self.local.matches(local)
             && (self.peers.is_empty() || self.peers.iter().any(|p| p.matches(peer)))
-            && self
-                .ports
-                .as_ref()
-                .is_none_or(|ps| ps.iter().any(|p| p.matches(ctx.destination.port, ctx.proto)))
+            && self.ports.as_ref().is_none_or(|ps| {
+                ps.iter()
+                    .any(|p| p.matches(ctx.destination.port, ctx.proto))
+            })
     }
 }
 
@@ -125,7 +127,11 @@ fn cidr_sets(list: &[CidrRule]) -> Result<Vec<Peer>, String> {
                 return Err(format!("{k} is not supported"));
             }
             let c = Cidr::parse(r.cidr.as_deref().ok_or("cidr is missing")?)?;
-            let except = r.except.iter().map(|e| Cidr::parse(e)).collect::<Result<_, _>>()?;
+            let except = r
+                .except
+                .iter()
+                .map(|e| Cidr::parse(e))
+                .collect::<Result<_, _>>()?;
             Ok(Peer::Cidr(c, except))
         })
         .collect()
@@ -148,7 +154,12 @@ fn ports(list: &[PortRule]) -> Result<Vec<PortSpec>, String> {
             return Err(format!("toPorts.{k} is not supported"));
         }
         for p in &r.ports {
-            let proto = match p.protocol.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            let proto = match p
+                .protocol
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
                 None | Some("ANY") => None,
                 Some("TCP") => Some(Proto::Tcp),
                 Some("UDP") => Some(Proto::Udp),
@@ -195,7 +206,13 @@ pub fn compile_rule(
             ("fromEntities", rule.from_entities.is_some()),
             ("fromEndpoints", rule.from_endpoints.is_some()),
         ];
-        (&rule.to_cidr, &rule.to_cidr_set, &rule.to_entities, &rule.to_endpoints, wrong)
+        (
+            &rule.to_cidr,
+            &rule.to_cidr_set,
+            &rule.to_entities,
+            &rule.to_endpoints,
+            wrong,
+        )
     } else {
         let wrong = [
             ("toCIDR", rule.to_cidr.is_some()),
@@ -203,7 +220,13 @@ pub fn compile_rule(
             ("toEntities", rule.to_entities.is_some()),
             ("toEndpoints", rule.to_endpoints.is_some()),
         ];
-        (&rule.from_cidr, &rule.from_cidr_set, &rule.from_entities, &rule.from_endpoints, wrong)
+        (
+            &rule.from_cidr,
+            &rule.from_cidr_set,
+            &rule.from_entities,
+            &rule.from_endpoints,
+            wrong,
+        )
     };
     if let Some(k) = rule.other.keys().next() {
         return Err(format!("{k} is not supported"));
@@ -228,7 +251,9 @@ pub fn compile_rule(
     if let Some(l) = eps {
         any_peer_key = true;
         for s in l {
-            peers.push(Peer::Endpoints(EndpointSelector::compile(s, namespace, true)?));
+            peers.push(Peer::Endpoints(EndpointSelector::compile(
+                s, namespace, true,
+            )?));
         }
     }
     if any_peer_key && peers.is_empty() {

@@ -14,11 +14,9 @@ pub mod yaml;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-
 use crate::flow::FlowCtx;
 use crate::located::LocatedError;
 use compile::{DenyMatcher, Local, compile_rule};
-
 
 /// The two kinds of policy we import.
 pub const CNP: &str = "CiliumNetworkPolicy";
@@ -153,7 +151,11 @@ impl PolicySet {
     /// expected tag → `(policy index, tag)` of the first. Otherwise `None`.
     pub fn denied_by<'a>(&'a self, ctx: &FlowCtx<'_>) -> Option<(&'a Policy, &'a str)> {
         let f = ctx.flow;
-        let named: Vec<_> = f.egress_denied_by.iter().chain(&f.ingress_denied_by).collect();
+        let named: Vec<_> = f
+            .egress_denied_by
+            .iter()
+            .chain(&f.ingress_denied_by)
+            .collect();
         let mut first = None;
         for p in named {
             let policy = self.find(&p.kind, &p.namespace, &p.name)?;

@@ -105,10 +105,14 @@ spec:
 "#;
 
 fn tags() -> Vec<Glob> {
-    ["app-explicit-*", "vendor-telemetry-blocked", "scanner-noise"]
-        .iter()
-        .map(|t| Glob::new(t).expect("glob"))
-        .collect()
+    [
+        "app-explicit-*",
+        "vendor-telemetry-blocked",
+        "scanner-noise",
+    ]
+    .iter()
+    .map(|t| Glob::new(t).expect("glob"))
+    .collect()
 }
 
 fn set(texts: &[(&str, &str)]) -> Result<PolicySet, Vec<LocatedError>> {
@@ -216,13 +220,27 @@ fn imports_lists_specs_and_multi_documents() {
 #[test]
 fn explicit_deny_to_cidr_set_classifies_policy_deny_and_audit_without_policy_log() {
     let c = classifier("");
-    let f = flow(EGRESS_DENY, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.10", 443);
+    let f = flow(
+        EGRESS_DENY,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "203.0.113.10",
+        443,
+    );
     assert!(f.policy_log.is_empty() && f.egress_denied_by.is_empty());
     assert_eq!(
         decide(&c, &f),
         expected("vendor-telemetry-blocked", Attribution::Policy)
     );
-    let f = flow(EGRESS_AUDIT, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.127", 8443);
+    let f = flow(
+        EGRESS_AUDIT,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "203.0.113.127",
+        8443,
+    );
     assert_eq!(
         decide(&c, &f),
         expected("vendor-telemetry-blocked", Attribution::Policy)
@@ -233,19 +251,47 @@ fn explicit_deny_to_cidr_set_classifies_policy_deny_and_audit_without_policy_log
 fn except_range_ports_namespace_and_selector_bound_the_match() {
     let c = classifier("");
     // In the `except` range.
-    let f = flow(EGRESS_DENY, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.200", 443);
+    let f = flow(
+        EGRESS_DENY,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "203.0.113.200",
+        443,
+    );
     assert_eq!(decide(&c, &f), unmatched());
     // Past endPort.
-    let f = flow(EGRESS_DENY, CHECKOUT, WORLD, "10.0.1.23", "203.0.113.10", 8444);
+    let f = flow(
+        EGRESS_DENY,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "203.0.113.10",
+        8444,
+    );
     assert_eq!(decide(&c, &f), unmatched());
     // Same labels in another namespace: a CiliumNetworkPolicy selects its own namespace only.
-    let f = flow(EGRESS_DENY, CHECKOUT_OTHER_NS, WORLD, "10.0.9.1", "203.0.113.10", 443);
+    let f = flow(
+        EGRESS_DENY,
+        CHECKOUT_OTHER_NS,
+        WORLD,
+        "10.0.9.1",
+        "203.0.113.10",
+        443,
+    );
     assert_eq!(decide(&c, &f), unmatched());
     // matchExpressions DoesNotExist.
     let f = flow(EGRESS_DENY, CANARY, WORLD, "10.0.1.24", "203.0.113.10", 443);
     assert_eq!(decide(&c, &f), unmatched());
     // Ingress direction does not match an egress rule.
-    let f = flow(INGRESS_DENY, WORLD, CHECKOUT, "203.0.113.10", "10.0.1.23", 443);
+    let f = flow(
+        INGRESS_DENY,
+        WORLD,
+        CHECKOUT,
+        "203.0.113.10",
+        "10.0.1.23",
+        443,
+    );
     assert_eq!(decide(&c, &f), unmatched());
     // A forwarded flow is never matched.
     let f = flow(
@@ -256,14 +302,21 @@ fn except_range_ports_namespace_and_selector_bound_the_match() {
         "203.0.113.10",
         443,
     );
-    assert!(c.policies.first_match(&FlowCtx::new(&f, "", None)).is_none());
+    assert!(
+        c.policies
+            .first_match(&FlowCtx::new(&f, "", None))
+            .is_none()
+    );
 }
 
 #[test]
 fn clusterwide_ingress_deny_from_entities_on_any_namespace() {
     let c = classifier("");
     let f = flow(INGRESS_DENY, WORLD, LEGACY, "198.51.100.9", "10.0.3.3", 22);
-    assert_eq!(decide(&c, &f), expected("scanner-noise", Attribution::Policy));
+    assert_eq!(
+        decide(&c, &f),
+        expected("scanner-noise", Attribution::Policy)
+    );
     let f = flow(INGRESS_DENY, WORLD, LEGACY, "198.51.100.9", "10.0.3.3", 23);
     assert_eq!(decide(&c, &f), unmatched());
     // The second spec (fromEndpoints in lab) has no log value: no matcher.
@@ -290,7 +343,11 @@ fn denied_by_names_the_imported_policy() {
     assert_eq!(decide(&c, &f).2, Attribution::DeniedBy);
     // Wrong kind, wrong namespace, unknown name, a policy whose tag is not expected: nothing.
     for (n, ns, k) in [
-        ("deny-vendor-telemetry", "shop", "CiliumClusterwideNetworkPolicy"),
+        (
+            "deny-vendor-telemetry",
+            "shop",
+            "CiliumClusterwideNetworkPolicy",
+        ),
         ("deny-vendor-telemetry", "lab", "CiliumNetworkPolicy"),
         ("nope", "shop", "CiliumNetworkPolicy"),
         ("deny-metadata", "shop", "CiliumNetworkPolicy"),
@@ -315,7 +372,14 @@ namespace = ["shop"]
 fqdn = ["*.telemetry.vendor.example"]
 "#;
     let c = classifier(rules);
-    let audit = flow(EGRESS_AUDIT, CHECKOUT, WORLD, "10.0.1.23", "192.0.2.50", 443);
+    let audit = flow(
+        EGRESS_AUDIT,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "192.0.2.50",
+        443,
+    );
     assert_eq!(decide(&c, &audit), unmatched(), "no name known: unexpected");
     let mut named = audit.clone();
     named.destination_names = vec!["eu.telemetry.vendor.example".into()];
@@ -357,8 +421,10 @@ spec:
         policies: s,
         ..Classifier::default()
     };
-    let analytics = r#"{"identity":7,"namespace":"shop","pod_name":"a","labels":["k8s:app=analytics"]}"#;
-    let analytics_lab = r#"{"identity":8,"namespace":"lab","pod_name":"a","labels":["k8s:app=analytics"]}"#;
+    let analytics =
+        r#"{"identity":7,"namespace":"shop","pod_name":"a","labels":["k8s:app=analytics"]}"#;
+    let analytics_lab =
+        r#"{"identity":8,"namespace":"lab","pod_name":"a","labels":["k8s:app=analytics"]}"#;
     let tracker = r#"{"identity":9,"namespace":"ads","pod_name":"t","labels":["k8s:app=tracker","k8s:io.kubernetes.pod.namespace=ads"]}"#;
     let db = r#"{"identity":10,"namespace":"shop","pod_name":"c","labels":["k8s:app=checkout","k8s:tier=db","k8s:io.kubernetes.pod.namespace=shop"]}"#;
     let f = |src: &str, dst: &str| flow(EGRESS_DENY, src, dst, "10.0.0.1", "10.0.0.2", 80);

@@ -217,16 +217,20 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Document>, LocatedError
             let message = inner.to_string();
             // The parser appends " at line L column C" relative to the document: drop it, the
             // location is ours.
+            let message = message.split(" at line ").next().unwrap_or(&message);
+            // serde_norway also prefixes the path of the failing value: the key says it.
             let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
+                .strip_prefix(&format!("{key}: "))
+                .unwrap_or(message)
                 .to_owned();
             LocatedError {
                 file: path.to_path_buf(),
                 line: l,
                 column: c,
-                key: format!("document[{index}]{}{key}", if key.is_empty() { "" } else { "." }),
+                key: format!(
+                    "document[{index}]{}{key}",
+                    if key.is_empty() { "" } else { "." }
+                ),
                 message,
             }
         })?;
