@@ -56,3 +56,57 @@ fn a_bad_policy_file_fails_check_with_file_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn replay_classifies_flows_without_policy_log_by_the_imported_policies() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hubble-noise"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("HUBBLE_NOISE_CONFIG")
+        .args([
+            "replay",
+            "-c",
+            "tests/fixtures/policies/config.toml",
+            "--format",
+            "jsonl",
+            "--explain",
+            "tests/fixtures/policies/recording.ndjson",
+        ])
+        .output()
+        .expect("binary runs");
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let got: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["verdict"].as_str().unwrap_or(""),
+                r["class"].as_str().unwrap_or(""),
+                r["reason"].as_str().unwrap_or(""),
+                r["attribution"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("AUDIT", "expected", "vendor-telemetry-blocked", "policy"),
+            (
+                "DROPPED",
+                "expected",
+                "vendor-telemetry-blocked",
+                "denied_by"
+            ),
+            // 203.0.113.200 is in the rule's `except` range.
+            ("DROPPED", "unexpected", "unmatched", "none"),
+        ]
+    );
+    let explain = rows[0]["explain"].as_str().unwrap_or("");
+    assert!(
+        explain.contains("CiliumNetworkPolicy shop/deny-vendor-telemetry"),
+        "{explain}"
+    );
+}

@@ -74,24 +74,37 @@ impl<'a> Record<'a> {
             source: output::endpoint(&ctx.source),
             destination: output::destination(ctx),
             names: output::names(&ctx.destination),
-            explain: explain.then(|| explain_text(d, classifier)),
+            explain: explain.then(|| explain_text(ctx, d, classifier)),
         }
     }
 }
 
-/// A one-line account of the decision.
-pub fn explain_text(d: &Decision<'_>, classifier: &Classifier) -> String {
+/// A one-line account of the decision (`ctx` names the policy behind steps 2 and 3).
+pub fn explain_text(ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier) -> String {
+    let policy = |p: Option<(&crate::policy::Policy, &str)>| {
+        p.map_or_else(String::new, |(p, _)| {
+            format!(
+                " ({} {}, {}:{})",
+                p.kind,
+                p.display_name(),
+                p.file.display(),
+                p.line
+            )
+        })
+    };
     match d.attribution {
         Attribution::PolicyLog => format!(
             "step policy_log: policy_log carries expected tag {:?}",
             d.reason
         ),
         Attribution::DeniedBy => format!(
-            "step denied_by: denying policy carries expected tag {:?}",
+            "step denied_by: denying policy{} carries expected tag {:?}",
+            policy(classifier.policies.denied_by(ctx)),
             d.reason
         ),
         Attribution::Policy => format!(
-            "step policy: deny rule of a policy tagged {:?} matched",
+            "step policy: deny rule of a policy{} tagged {:?} matched",
+            policy(classifier.policies.first_match(ctx)),
             d.reason
         ),
         Attribution::Rule => {
