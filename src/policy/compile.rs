@@ -17,8 +17,8 @@ use crate::rules::port::PortSpec;
 pub enum Local {
     /// Pods selected by `endpointSelector` (confined to the namespace of a namespaced policy).
     Endpoints(EndpointSelector),
-    /// Host endpoints selected by `nodeSelector`.
-    Nodes(EndpointSelector),
+    /// Host endpoints (the entity `host`) selected by `nodeSelector`.
+    Nodes(EndpointSelector, Entity),
 }
 
 impl Local {
@@ -30,7 +30,10 @@ impl Local {
     ) -> Result<Self, String> {
         match (endpoint, node) {
             (Some(e), None) => EndpointSelector::compile(e, namespace, false).map(Local::Endpoints),
-            (None, Some(n)) => EndpointSelector::compile(n, None, false).map(Local::Nodes),
+            (None, Some(n)) => Ok(Local::Nodes(
+                EndpointSelector::compile(n, None, false)?,
+                Entity::parse("host")?,
+            )),
             (Some(_), Some(_)) => Err("both endpointSelector and nodeSelector are set".into()),
             (None, None) => Err("neither endpointSelector nor nodeSelector is set".into()),
         }
@@ -39,14 +42,9 @@ impl Local {
     fn matches(&self, side: &Side<'_>) -> bool {
         match self {
             Local::Endpoints(s) => s.matches(side),
-            Local::Nodes(s) => host().matches(side) && s.matches_labels(side.labels()),
+            Local::Nodes(s, host) => host.matches(side) && s.matches_labels(side.labels()),
         }
     }
-}
-
-fn host() -> Entity {
-    // "host" is in the rule engine's entity table.
-    Entity::parse("host").unwrap_or_else(|_| unreachable!("host is a known entity"))
 }
 
 /// One peer of a deny rule.

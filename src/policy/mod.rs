@@ -175,4 +175,6 @@ impl PolicySet {
 }
 
 #[cfg(test)]
+mod import_tests;
+#[cfg(test)]
 mod tests;
