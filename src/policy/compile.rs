@@ -6,7 +6,7 @@
 
 use super::selector::EndpointSelector;
 use super::yaml::{CidrRule, DenyRule, PortRule, Selector};
-use crate::api::flow::{TrafficDirection, Verdict};
+use crate::api::flow::{DropReason, TrafficDirection, Verdict};
 use crate::flow::{FlowCtx, Proto, Side};
 use crate::rules::cidr::Cidr;
 use crate::rules::labels::Entity;
@@ -92,11 +92,20 @@ pub struct DenyMatcher {
 }
 
 impl DenyMatcher {
-    /// Whether this matcher matches a DROPPED or AUDIT flow.
+    /// Whether this matcher matches an AUDIT flow, or a DROPPED one with a policy drop reason
+    /// (POLICY_DENIED, POLICY_DENY).
     pub fn matches(&self, ctx: &FlowCtx<'_>) -> bool {
-        if !matches!(ctx.verdict, Verdict::Dropped | Verdict::Audit)
-            || ctx.direction != self.direction
-        {
+        // A drop for another reason (CT map full, stale IP, ...) to a denied peer is still
+        // something to look at: only policy drops and audits are the policy's doing.
+        let policy_verdict = match ctx.verdict {
+            Verdict::Audit => true,
+            Verdict::Dropped => matches!(
+                ctx.drop_reason,
+                DropReason::PolicyDenied | DropReason::PolicyDeny
+            ),
+            _ => false,
+        };
+        if !policy_verdict || ctx.direction != self.direction {
             return false;
         }
         let (local, peer) = match self.direction {

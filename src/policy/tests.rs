@@ -293,6 +293,16 @@ fn except_range_ports_namespace_and_selector_bound_the_match() {
         443,
     );
     assert_eq!(decide(&c, &f), unmatched());
+    // A drop for another reason is not the policy's doing.
+    let f = flow(
+        r#""verdict":"DROPPED","drop_reason_desc":"CT_MAP_INSERTION_FAILED","traffic_direction":"EGRESS""#,
+        CHECKOUT,
+        WORLD,
+        "10.0.1.23",
+        "203.0.113.10",
+        443,
+    );
+    assert_eq!(decide(&c, &f), unmatched());
     // A forwarded flow is never matched.
     let f = flow(
         r#""verdict":"FORWARDED","traffic_direction":"EGRESS""#,
