@@ -4,6 +4,7 @@
 //! the rule set.
 
 use crate::flow::FlowCtx;
+use crate::policy::PolicySet;
 use crate::rules::glob::Glob;
 use crate::rules::{Class, RuleSet};
 
@@ -58,6 +59,8 @@ pub struct Classifier {
     pub expected_log_tags: Vec<Glob>,
     /// The rules (inline rules first, then rule files in order).
     pub rules: RuleSet,
+    /// The imported policies of `classify.policy_files` (steps 2 and 3).
+    pub policies: PolicySet,
 }
 
 impl Classifier {
@@ -77,7 +80,24 @@ impl Classifier {
                 attribution: Attribution::PolicyLog,
             };
         }
-        // 2. and 3. (denied_by, policy) come with policy import.
+        // 2. denied_by: the policies the flow names, when all carry an expected tag.
+        if let Some((_, tag)) = self.policies.denied_by(ctx) {
+            return Decision {
+                class: Class::Expected,
+                reason: tag,
+                rule: None,
+                attribution: Attribution::DeniedBy,
+            };
+        }
+        // 3. policy: matchers derived from deny rules of policies with an expected tag.
+        if let Some((_, tag)) = self.policies.first_match(ctx) {
+            return Decision {
+                class: Class::Expected,
+                reason: tag,
+                rule: None,
+                attribution: Attribution::Policy,
+            };
+        }
         // 4. rules, in order.
         if let Some(i) = self.rules.first_match(ctx) {
             let rule = &self.rules.rules()[i];

@@ -146,7 +146,8 @@ pub struct ClassifyConfig {
     pub expected_log_tags: Vec<String>,
     /// Rule files, evaluated in order after inline rules. Relative to the config's folder.
     pub rule_files: Vec<PathBuf>,
-    /// CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy files or folders.
+    /// CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy files or folders (YAML,
+    /// multi-document or `kind: List`), for steps 2 and 3 of classification (docs/POLICIES.md).
     pub policy_files: Vec<PathBuf>,
     /// Count the drop notification (type 1) of a policy denial as well as its policy verdict.
     pub count_policy_drop_notifications: bool,

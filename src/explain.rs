@@ -4,6 +4,19 @@
 use crate::classify::{Attribution, Classifier, Decision};
 use crate::flow::FlowCtx;
 
+/// ` kind namespace/name (file:line)` of a policy, or "" when none.
+fn policy(p: Option<(&crate::policy::Policy, &str)>) -> String {
+    p.map_or_else(String::new, |(p, _)| {
+        format!(
+            " {} {} ({}:{})",
+            p.kind,
+            p.display_name(),
+            p.file.display(),
+            p.line
+        )
+    })
+}
+
 /// The explanation of one decision, one line per fact. Indented lines belong to the line above.
 pub fn explain(c: &Classifier, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Vec<String> {
     let mut out = Vec::new();
@@ -29,12 +42,14 @@ pub fn explain(c: &Classifier, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Vec<Strin
             ));
         }
         Attribution::DeniedBy => out.push(format!(
-            "step denied_by: the denying policy named on the flow carries log value {:?}, an expected tag -> {}",
+            "step denied_by: the flow names its denying policy{}, whose log value {:?} is an expected tag -> {}",
+            policy(c.policies.denied_by(ctx)),
             d.reason,
             d.class.as_str()
         )),
         Attribution::Policy => out.push(format!(
-            "step policy: a deny rule of an imported policy with log value {:?} (an expected tag) matches -> {}",
+            "step policy: a deny rule of policy{} with log value {:?} (an expected tag) matches -> {}",
+            policy(c.policies.first_match(ctx)),
             d.reason,
             d.class.as_str()
         )),
@@ -59,6 +74,24 @@ pub fn explain(c: &Classifier, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Vec<Strin
             } else {
                 format!("  policy_log: {tags:?}, none listed in expected_log_tags")
             });
+            let denied: Vec<String> = ctx
+                .flow
+                .egress_denied_by
+                .iter()
+                .chain(&ctx.flow.ingress_denied_by)
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect();
+            if !denied.is_empty() {
+                out.push(format!(
+                    "  denied_by: {denied:?}, not imported or without an expected log value"
+                ));
+            }
+            if c.policies.matcher_count() > 0 {
+                out.push(format!(
+                    "  policy: none of {} deny rule(s) of expected-tagged policies matches",
+                    c.policies.matcher_count()
+                ));
+            }
             match c.rules.nearest(ctx) {
                 Some((i, checks)) => {
                     let r = &c.rules.rules()[i];

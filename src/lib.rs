@@ -11,6 +11,8 @@
 //! - [`located`]: errors that name file, line, column and key.
 //! - [`metrics`]: every Prometheus metric, the cardinality guard.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`.
+//! - [`policy`]: imported Cilium policies (steps 2 and 3 of classification).
+//! - [`watcher`]: file watching for reloads.
 //! - [`backoff`]: jittered exponential reconnect delays.
 //! - [`cmd::run`]: the daemon wiring (`run_daemon`).
 
@@ -29,7 +31,9 @@ pub mod located;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod policy;
 pub mod rules;
 pub mod server;
 pub mod source;
 pub mod synth;
+pub mod watcher;

@@ -187,7 +187,15 @@ fn a_bad_test_file_names_file_line_and_key() {
 /// `replay --explain` for each decision step, pinned. `HUBBLE_NOISE_BLESS=1` rewrites.
 #[test]
 fn golden_explain() {
-    let cases: [(&str, &[&str]); 2] = [
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "explain-policies",
+            &[
+                "-c",
+                "tests/fixtures/policies/config.toml",
+                "tests/fixtures/policies/recording.ndjson",
+            ],
+        ),
         (
             "explain-steps",
             &[

@@ -89,6 +89,42 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             r.line
         );
     }
+    let policies = classifier.policies.policies();
+    let _ = writeln!(
+        out,
+        "policies: {} from {} path(s), {} deny matcher(s)",
+        policies.len(),
+        cfg.classify.policy_files.len(),
+        classifier.policies.matcher_count()
+    );
+    for p in policies {
+        let logs: Vec<String> = p
+            .specs
+            .iter()
+            .map(|s| match (s.log.as_str(), s.expected) {
+                ("", _) => "no log value".to_string(),
+                (l, true) => format!("log {l} (expected)"),
+                (l, false) => format!("log {l} (not expected)"),
+            })
+            .collect();
+        let rules: usize = p.specs.iter().map(|s| s.deny_rules).sum();
+        let matchers: usize = p.specs.iter().map(|s| s.matchers).sum();
+        let _ = writeln!(
+            out,
+            "  {} {} ({}; {} deny rule(s), {} matcher(s)) {}:{}",
+            p.kind,
+            p.display_name(),
+            logs.join(", "),
+            rules,
+            matchers,
+            p.file.display(),
+            p.line
+        );
+    }
+    let warnings = policy_warnings(&classifier, &cfg.classify.expected_log_tags);
+    for w in &warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     let _ = writeln!(out, "ok");
     let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
@@ -100,4 +136,23 @@ fn day(t: f64) -> String {
         nanos: 0,
     };
     rfc3339(&ts)
+}
+
+/// What `check` warns about: skipped or ignored policy fields, and expected tags that no
+/// imported policy carries (a typo, or a policy missing from `policy_files`).
+pub fn policy_warnings(classifier: &crate::classify::Classifier, tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = classifier
+        .policies
+        .warnings()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for (tag, glob) in tags.iter().zip(&classifier.expected_log_tags) {
+        if !classifier.policies.carries_tag(|v| glob.matches(v)) {
+            out.push(format!(
+                "classify.expected_log_tags: {tag:?} is carried by no imported policy (a typo?)"
+            ));
+        }
+    }
+    out
 }

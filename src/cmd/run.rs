@@ -1,7 +1,7 @@
 //! `hubble-noise run`: the daemon (PRODUCT.md §2, §8, §9).
 //!
 //! One task per concern: the HTTP server, the source (relay stream or `--replay` recording),
-//! the reloader (`POST /-/reload`, `SIGHUP`), and ONE pipeline task that owns the
+//! the reloader (`POST /-/reload`, `SIGHUP`, changes of watched files), and ONE pipeline task that owns the
 //! [`Pipeline`] and updates [`Metrics`]. The source hands responses over a bounded channel, so
 //! a slow pipeline slows the stream down (the relay then reports lost events) instead of
 //! growing memory.
@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::server::{AppState, ReloadRequest, serve};
 use crate::source::{file, relay};
+use crate::watcher::{self, Targets};
 
 /// Responses in flight between the source and the pipeline.
 pub const CHANNEL_CAPACITY: usize = 4096;
@@ -131,6 +132,7 @@ pub async fn run_daemon(
 ) -> anyhow::Result<()> {
     let cfg = loaded.config.clone();
     let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
+    log_warnings(&classifier);
     let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
     metrics.set_rules(classifier.rules.rules());
     metrics.record_reload(true);
@@ -144,6 +146,7 @@ pub async fn run_daemon(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(reloader(
         loaded.path.clone(),
+        Targets::of(loaded.path.as_deref(), &cfg),
         metrics.clone(),
         cls_tx,
         reload_rx,
@@ -224,6 +227,7 @@ pub fn reload(
         .and_then(|l| load::classifier(&l).map_err(|e| e.to_string()));
     match result {
         Ok(c) => {
+            log_warnings(&c);
             metrics.set_rules(c.rules.rules());
             cls_tx.send_replace(Arc::new(c));
             metrics.record_reload(true);
@@ -238,8 +242,32 @@ pub fn reload(
     }
 }
 
+fn log_warnings(c: &Classifier) {
+    for w in c.policies.warnings() {
+        tracing::warn!(warning = %w, "policy import");
+    }
+}
+
+/// Starts watching `targets`; a watcher that cannot start is logged (reload still works by
+/// SIGHUP and `POST /-/reload`).
+fn start_watch(targets: Targets, tx: &mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    match watcher::watch(targets, tx.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config's files");
+            None
+        }
+    }
+}
+
+/// Waits until no change has come for [`watcher::DEBOUNCE`].
+async fn quiet(changes: &mut mpsc::Receiver<()>) {
+    while let Ok(Some(())) = tokio::time::timeout(watcher::DEBOUNCE, changes.recv()).await {}
+}
+
 async fn reloader(
     path: Option<PathBuf>,
+    targets: Targets,
     metrics: Arc<Metrics>,
     cls_tx: watch::Sender<Arc<Classifier>>,
     mut requests: mpsc::Receiver<ReloadRequest>,
@@ -248,6 +276,9 @@ async fn reloader(
     tokio::pin!(stop);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let (change_tx, mut changes) = mpsc::channel::<()>(1);
+    let mut targets = targets;
+    let mut _watcher = start_watch(targets.clone(), &change_tx);
     loop {
         #[cfg(unix)]
         let sighup = async {
@@ -269,6 +300,19 @@ async fn reloader(
             () = sighup => {
                 tracing::info!("SIGHUP: reloading");
                 let _ = reload(path.as_deref(), &metrics, &cls_tx);
+            }
+            Some(()) = changes.recv() => {
+                quiet(&mut changes).await;
+                tracing::info!("watched file changed: reloading");
+                let _ = reload(path.as_deref(), &metrics, &cls_tx);
+            }
+        }
+        // The config may now name other files.
+        if let Ok(l) = load::config(path.as_deref()) {
+            let new = Targets::of(l.path.as_deref(), &l.config);
+            if new != targets {
+                targets = new;
+                _watcher = start_watch(targets.clone(), &change_tx);
             }
         }
     }
