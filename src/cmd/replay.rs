@@ -135,7 +135,11 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 return ControlFlow::Break(());
             }
             let resp = match item {
-                Ok(r) => r,
+                Ok(file::Line::Response(r)) => r,
+                Ok(file::Line::NotCounted) => {
+                    totals.not_counted += 1;
+                    return ControlFlow::Continue(());
+                }
                 Err(e) => {
                     totals.unreadable += 1;
                     if let Some(pb) = &progress {

@@ -357,7 +357,8 @@ fn replay(
                 return ControlFlow::Break(());
             }
             let mut resp = match item {
-                Ok(r) => r,
+                Ok(file::Line::Response(r)) => *r,
+                Ok(file::Line::NotCounted) => return ControlFlow::Continue(()),
                 Err(e) => {
                     metrics.record_decode_error(e.kind.as_str());
                     if pass == 0 {

@@ -178,7 +178,8 @@ pub fn run(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
         let mut reader = file::open(path).with_context(|| format!("{}", path.display()))?;
         file::for_each_response(path, &mut reader, |_, item| {
             let resp = match item {
-                Ok(r) => r,
+                Ok(file::Line::Response(r)) => r,
+                Ok(file::Line::NotCounted) => return ControlFlow::Continue(()),
                 Err(e) => {
                     unreadable += 1;
                     eprintln!("{e}");

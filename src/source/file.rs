@@ -4,9 +4,13 @@
 //!
 //! A line that cannot be read is reported with its number and skipped; the rest is still read.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::ops::ControlFlow;
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
+
+use memchr::memmem::Finder;
 use std::path::{Path, PathBuf};
 
 use crate::api::observer::GetFlowsResponse;
@@ -105,7 +109,7 @@ pub fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Resu
 }
 
 fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
 /// Decodes one line. Blank lines give `Ok(None)`.
@@ -118,41 +122,214 @@ pub fn decode_line(line: &[u8]) -> Result<Option<GetFlowsResponse>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Reads every response of one input, calling `on_item` with each decoded response or error,
-/// until the input ends or `on_item` breaks. Returns the number of lines read.
+/// Whether a line must be decoded in full: it may hold a DROPPED or AUDIT flow (a `verdict`
+/// key whose value is one of those names, or a number), an L7 DNS record (names are learned
+/// from it), or a `lost_events` / `node_status` message. A line without any of these can only
+/// be a flow that is not counted, so it is merely checked to be JSON, which is several times
+/// cheaper. The test leans to decoding: anything it does not recognise is decoded.
+pub fn needs_decode(line: &[u8]) -> bool {
+    static FINDERS: LazyLock<(Vec<Finder<'static>>, Finder<'static>)> = LazyLock::new(|| {
+        let always = [
+            &b"\"dns\""[..],
+            b"\"lost_events\"",
+            b"\"lostEvents\"",
+            b"\"node_status\"",
+            b"\"nodeStatus\"",
+        ];
+        (
+            always.iter().map(|k| Finder::new(*k)).collect(),
+            Finder::new(b"\"verdict\""),
+        )
+    });
+    let (always, verdict) = &*FINDERS;
+    // The verdict comes early in a flow line: look at it first.
+    let key = verdict.needle();
+    let mut rest = line;
+    while let Some(i) = verdict.find(rest) {
+        rest = &rest[i + key.len()..];
+        let after = skip_ws(rest);
+        let Some(after) = after.strip_prefix(b":") else {
+            continue; // a string value that happens to read "verdict"
+        };
+        let value = skip_ws(after);
+        match value.first() {
+            Some(b'"') => {
+                let name = &value[1..];
+                if name.starts_with(b"DROPPED\"") || name.starts_with(b"AUDIT\"") {
+                    return true;
+                }
+                // Any other name (FORWARDED, ...) is not counted; an escape is not understood.
+                if name.iter().take_while(|&&c| c != b'"').any(|&c| c == b'\\') {
+                    return true;
+                }
+            }
+            _ => return true, // a number, or something unexpected
+        }
+    }
+    always.iter().any(|f| f.find(line).is_some())
+}
+
+fn skip_ws(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+/// One line of input.
+#[derive(Debug)]
+pub enum Line {
+    /// A decoded response.
+    Response(Box<GetFlowsResponse>),
+    /// Valid JSON that cannot hold a counted flow, a DNS record or an event: not decoded.
+    NotCounted,
+}
+
+/// Reads every line of one input, calling `on_item` with each decoded response (or a line
+/// that cannot count) or error, in input order, until the input ends or `on_item` breaks.
+/// Blank lines are skipped. Returns the number of lines read.
+///
+/// Lines are decoded on worker threads (one per core, at most four) in batches while
+/// `on_item` runs on the calling thread; bounded queues keep memory independent of the input's
+/// size.
 pub fn for_each_response(
     path: &Path,
-    reader: &mut dyn BufRead,
-    mut on_item: impl FnMut(u64, Result<GetFlowsResponse, LineError>) -> ControlFlow<()>,
+    reader: &mut (dyn BufRead + Send),
+    mut on_item: impl FnMut(u64, Result<Line, LineError>) -> ControlFlow<()>,
+) -> io::Result<u64> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if workers < 2 {
+        let mut buf = Vec::with_capacity(8 * 1024);
+        let mut n = 0u64;
+        while let Some(fits) = read_line(reader, &mut buf, MAX_LINE)? {
+            n += 1;
+            let Some(item) = decode_one(path, n, fits.then_some(buf.as_slice())) else {
+                continue;
+            };
+            if on_item(n, item).is_break() {
+                break;
+            }
+        }
+        return Ok(n);
+    }
+    std::thread::scope(|scope| {
+        let (work_tx, work_rx) = mpsc::sync_channel::<Batch>(workers * 2);
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Decoded)>(workers * 2);
+        let reading = scope.spawn(move || read_batches(reader, &work_tx));
+        for _ in 0..workers {
+            let rx = Arc::clone(&work_rx);
+            let tx = done_tx.clone();
+            scope.spawn(move || {
+                loop {
+                    let next = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()));
+                    let Ok(batch) = next else { return };
+                    let items = batch
+                        .lines
+                        .iter()
+                        .filter_map(|(n, line)| {
+                            decode_one(path, *n, line.as_deref()).map(|item| (*n, item))
+                        })
+                        .collect();
+                    if tx.send((batch.seq, items)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(work_rx);
+        drop(done_tx);
+        // Batches come back in any order; hand their items out in input order.
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        'all: for (seq, items) in done_rx.iter() {
+            pending.insert(seq, items);
+            while let Some(items) = pending.remove(&next) {
+                next += 1;
+                for (n, item) in items {
+                    if on_item(n, item).is_break() {
+                        break 'all;
+                    }
+                }
+            }
+        }
+        // Dropping the receiver stops the workers, which stops the reader.
+        drop(done_rx);
+        reading
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")))
+    })
+}
+
+/// Lines handed to a decoding worker: (line number, the line or `None` when too long).
+struct Batch {
+    seq: u64,
+    lines: Vec<(u64, Option<Vec<u8>>)>,
+}
+
+/// A worker's results for one batch.
+type Decoded = Vec<(u64, Result<Line, LineError>)>;
+
+/// Lines per batch: large enough to amortise the hand-over, small enough to stay streaming.
+const BATCH_LINES: usize = 256;
+
+fn read_batches(
+    reader: &mut (dyn BufRead + Send),
+    tx: &mpsc::SyncSender<Batch>,
 ) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(8 * 1024);
     let mut n = 0u64;
+    let mut seq = 0u64;
+    let mut lines = Vec::with_capacity(BATCH_LINES);
     while let Some(fits) = read_line(reader, &mut buf, MAX_LINE)? {
         n += 1;
-        let item = if !fits {
-            Err(LineError {
-                file: path.to_path_buf(),
-                line: n,
-                kind: LineErrorKind::TooLong,
-                message: format!("line longer than {MAX_LINE} bytes, skipped"),
-            })
-        } else {
-            match decode_line(&buf) {
-                Ok(Some(r)) => Ok(r),
-                Ok(None) => continue,
-                Err(message) => Err(LineError {
-                    file: path.to_path_buf(),
-                    line: n,
-                    kind: LineErrorKind::Json,
-                    message,
-                }),
+        lines.push((n, fits.then(|| buf.clone())));
+        if lines.len() == BATCH_LINES {
+            let batch = Batch {
+                seq,
+                lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
+            };
+            seq += 1;
+            if tx.send(batch).is_err() {
+                return Ok(n); // the consumer stopped early
             }
-        };
-        if on_item(n, item).is_break() {
-            break;
         }
     }
+    if !lines.is_empty() {
+        let _ = tx.send(Batch { seq, lines });
+    }
     Ok(n)
+}
+
+/// Decodes one line (`None` = longer than [`MAX_LINE`]); `None` back for a blank line.
+fn decode_one(path: &Path, n: u64, line: Option<&[u8]>) -> Option<Result<Line, LineError>> {
+    let err = |kind, message| LineError {
+        file: path.to_path_buf(),
+        line: n,
+        kind,
+        message,
+    };
+    let Some(buf) = line else {
+        return Some(Err(err(
+            LineErrorKind::TooLong,
+            format!("line longer than {MAX_LINE} bytes, skipped"),
+        )));
+    };
+    if buf.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    if !needs_decode(buf) {
+        return Some(match serde_json::from_slice::<serde::de::IgnoredAny>(buf) {
+            Ok(_) => Ok(Line::NotCounted),
+            Err(e) => Err(err(LineErrorKind::Json, e.to_string())),
+        });
+    }
+    match decode_line(buf) {
+        Ok(Some(r)) => Some(Ok(Line::Response(Box::new(r)))),
+        Ok(None) => None,
+        Err(message) => Some(Err(err(LineErrorKind::Json, message))),
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +373,67 @@ mod tests {
         .expect("decodes")
         .expect("not blank");
         assert_eq!(r.node_name, "n");
+    }
+
+    #[test]
+    fn lines_that_may_count_are_decoded_and_others_only_checked() {
+        for (line, decode) in [
+            (&br#"{"flow":{"verdict":"DROPPED"}}"#[..], true),
+            (br#"{"flow":{"verdict" : "AUDIT"}}"#, true),
+            (br#"{"flow":{"verdict":2}}"#, true),
+            (
+                br#"{"flow":{"verdict":"FORWARDED","l7":{"dns":{"query":"a."}}}}"#,
+                true,
+            ),
+            (br#"{"lost_events":{"num_events_lost":"3"}}"#, true),
+            (br#"{"nodeStatus":{}}"#, true),
+            (
+                br#"{"flow":{"verdict":"FORWARDED","Summary":"\"verdict\":\"DROPPED\""}}"#,
+                false,
+            ),
+            (br#"{"flow":{"verdict":"FORWARDED"}}"#, false),
+            (
+                br#"{"flow":{"verdict":"TRACED","Summary":"verdict"}}"#,
+                false,
+            ),
+            (br#"{"flow":{"uuid":"x"}}"#, false),
+        ] {
+            assert_eq!(
+                needs_decode(line),
+                decode,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a flow holds, a line that can count or teach a name is never skipped.
+        #[test]
+        fn no_line_that_may_count_is_skipped(
+            verdict in 0i32..8,
+            dns in proptest::bool::ANY,
+            summary in ".{0,40}",
+            names in proptest::collection::vec("[a-z\"\\\\:,{} ]{0,12}", 0..3),
+        ) {
+            use crate::api::flow::{Dns, Flow, Layer7, layer7};
+            use crate::api::observer::get_flows_response::ResponseTypes;
+            let flow = Flow {
+                verdict,
+                summary,
+                destination_names: names,
+                l7: dns.then(|| Layer7 {
+                    record: Some(layer7::Record::Dns(Dns { query: "a.example.".into(), ..Dns::default() })),
+                    ..Layer7::default()
+                }),
+                ..Flow::default()
+            };
+            let resp = GetFlowsResponse { response_types: Some(ResponseTypes::Flow(flow)), ..GetFlowsResponse::default() };
+            let line = serde_json::to_string(&resp).expect("serialises");
+            if verdict == 2 || verdict == 4 || dns {
+                proptest::prop_assert!(needs_decode(line.as_bytes()), "{}", line);
+            }
+        }
     }
 
     #[test]
