@@ -41,5 +41,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         std::fs::write(&path, text)?;
     }
+
+    // The load generator's server: the same route as `observer.Observer/GetFlows`, answering
+    // with pre-encoded responses (`crate::loadgen::Encoded`) so that encoding costs nothing.
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&out)
+        .compile(&[tonic_build::manual::Service::builder()
+            .name("Observer")
+            .package("observer")
+            .method(
+                tonic_build::manual::Method::builder()
+                    .name("get_flows")
+                    .route_name("GetFlows")
+                    .input_type("crate::api::observer::GetFlowsRequest")
+                    .output_type("crate::loadgen::Encoded")
+                    .codec_path("tonic_prost::ProstCodec")
+                    .server_streaming()
+                    .build(),
+            )
+            .build()]);
     Ok(())
 }

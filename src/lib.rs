@@ -27,6 +27,7 @@ pub mod dns;
 pub mod explain;
 pub mod flow;
 pub mod load;
+pub mod loadgen;
 pub mod located;
 pub mod metrics;
 pub mod output;

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&args),
         Command::Test(args) => cmd::test::run(&args),
         Command::Suggest(args) => cmd::suggest::run(&args),
+        Command::BenchRelay(args) => cmd::bench::run(&args),
     };
     match result {
         Ok(code) => code,

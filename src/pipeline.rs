@@ -24,12 +24,15 @@ pub const POLICY_DROP_REASONS: [DropReason; 3] = [
 ];
 
 /// What became of one response.
+///
+/// Lives on the stack for one step; boxing the large variant would allocate once per flow.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome<'a> {
     /// A DROPPED or AUDIT flow, classified: count it.
     Counted {
         /// The matcher's view of the flow.
-        ctx: Box<FlowCtx<'a>>,
+        ctx: FlowCtx<'a>,
         /// The decision.
         decision: Decision<'a>,
     },
@@ -97,10 +100,7 @@ impl Pipeline {
         let mut ctx = FlowCtx::new(flow, &resp.node_name, resp.time.as_ref());
         this.add_learned_names(&mut ctx);
         let decision = classifier.classify(&ctx);
-        Outcome::Counted {
-            ctx: Box::new(ctx),
-            decision,
-        }
+        Outcome::Counted { ctx, decision }
     }
 
     /// Adds the names each side's IP has for the pod on the other side.

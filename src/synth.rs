@@ -116,3 +116,52 @@ pub fn flow(i: u64, namespaces: u64) -> GetFlowsResponse {
         response_types: Some(ResponseTypes::Flow(f)),
     }
 }
+
+/// The `i`th synthetic DNS answer (an L7 DNS response, FORWARDED): the pod of [`flow`]`(i)`
+/// resolved `host<i>.example.com` to a world IP of its own, with a one-hour TTL. Each teaches
+/// the name cache one distinct entry.
+pub fn dns_answer(i: u64, namespaces: u64) -> GetFlowsResponse {
+    use crate::api::flow::{Dns, L7FlowType, Layer7, Udp, layer7};
+    let mut resp = flow(i, namespaces);
+    if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_mut() {
+        let pod = f.source.take();
+        f.destination = pod;
+        f.source = Some(Endpoint {
+            namespace: "kube-system".into(),
+            pod_name: "coredns-0".into(),
+            ..Endpoint::default()
+        });
+        f.verdict = Verdict::Forwarded as i32;
+        f.drop_reason = 0;
+        f.drop_reason_desc = 0;
+        f.r#type = 2;
+        f.l4 = Some(Layer4 {
+            protocol: Some(layer4::Protocol::Udp(Udp {
+                source_port: 53,
+                destination_port: 40_000,
+            })),
+        });
+        f.l7 = Some(Layer7 {
+            r#type: L7FlowType::Response as i32,
+            latency_ns: 0,
+            record: Some(layer7::Record::Dns(Dns {
+                query: format!("host{i}.example.com."),
+                ips: vec![format!(
+                    "198.{}.{}.{}",
+                    (i >> 16) & 255,
+                    (i >> 8) & 255,
+                    i & 255
+                )],
+                ttl: 3600,
+                ..Dns::default()
+            })),
+        });
+        f.event_type = Some(CiliumEventType {
+            r#type: 129,
+            sub_type: 0,
+        });
+        f.is_reply = Some(pbjson_types::BoolValue { value: true });
+        f.uuid = format!("dddddddd-0000-4000-8000-{i:012x}");
+    }
+    resp
+}

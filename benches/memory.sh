@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Memory soak (BENCHMARKS.md): the daemon with 1,000 rules, 10,000 series and 100,000 learned
+# DNS names, fed at a steady rate for a while; its RSS is sampled every 10 s.
+#
+#   benches/memory.sh [SECONDS] [RATE]      (defaults: 600 s at 50,000 flows/s)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-600}
+rate=${2:-50000}
+bin=target/release/hubble-noise
+cargo build --release --locked --quiet || exit 1
+dir=$(mktemp -d)
+"$bin" bench-relay --emit-rules 1000 > "$dir/rules.toml"
+cat > "$dir/config.toml" <<CONF
+[relay]
+address = "http://127.0.0.1:14246"
+backoff_initial = "100ms"
+[metrics]
+listen = "127.0.0.1:19968"
+max_series = 10000
+[classify]
+rule_files = ["rules.toml"]
+[dns]
+max_entries = 100000
+[log]
+level = "warn"
+CONF
+"$bin" run -c "$dir/config.toml" & daemon=$!
+trap 'kill $daemon $sampler 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$dir"' EXIT
+( t=0; while kill -0 $daemon 2>/dev/null; do
+    echo "t=${t}s rss=$(awk '/VmRSS/ {print $2}' /proc/$daemon/status) kB"; sleep 10; t=$((t + 10)); done ) > "$dir/rss.log" & sampler=$!
+"$bin" bench-relay --listen 127.0.0.1:14246 --metrics 127.0.0.1:19968 --namespaces 10000 \
+  --dns-names 100000 --rate "$rate" --flows $((seconds * rate)) --probes 20 \
+  --timeout $((seconds + 120)); status=$?
+series=$(curl -s 127.0.0.1:19968/metrics | grep -c '^hubble_noise_flows_total{')
+names=$(curl -s 127.0.0.1:19968/metrics | awk '/^hubble_noise_dns_cache_entries/ {print $2}')
+echo "series $series, dns names $names, rules 1000"
+echo "rss samples (every 10 s):"
+awk 'NR==1 || NR%6==0' "$dir/rss.log"
+echo "peak $(awk '/VmHWM/ {print $2, $3}' /proc/$daemon/status)"
+exit $status
