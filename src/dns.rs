@@ -13,8 +13,22 @@ use crate::api::flow::{Flow, L7FlowType, layer7};
 use crate::config::{DnsConfig, DnsScope};
 use crate::flow::{Side, is_reply, l4_ports, unix_seconds};
 
-/// Who a learned name belongs to: `namespace/pod`, or "" for cluster scope.
-type Owner = Box<str>;
+/// Who a learned name belongs to: a 128-bit hash of (namespace, pod), or 0 for cluster scope.
+/// Fixed-size, so a lookup allocates nothing; two pods would have to collide on 128 bits to
+/// share names.
+type Owner = u128;
+
+fn owner_hash(namespace: &str, pod: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        salt.hash(&mut h);
+        namespace.hash(&mut h);
+        pod.hash(&mut h);
+        h.finish()
+    };
+    u128::from(half(1)) << 64 | u128::from(half(2))
+}
 
 #[derive(Debug)]
 struct Entry {
@@ -41,11 +55,6 @@ impl Default for NameCache {
     fn default() -> Self {
         Self::new(&DnsConfig::default())
     }
-}
-
-/// `namespace/pod` of an endpoint, the key names are kept under in endpoint scope.
-pub fn pod_key(namespace: &str, pod: &str) -> String {
-    format!("{namespace}/{pod}")
 }
 
 impl NameCache {
@@ -75,9 +84,9 @@ impl NameCache {
 
     fn owner(&self, namespace: &str, pod: &str) -> Option<Owner> {
         match self.scope {
-            DnsScope::Cluster => Some("".into()),
+            DnsScope::Cluster => Some(0),
             DnsScope::Endpoint if pod.is_empty() => None,
-            DnsScope::Endpoint => Some(pod_key(namespace, pod).into()),
+            DnsScope::Endpoint => Some(owner_hash(namespace, pod)),
         }
     }
 
@@ -129,7 +138,7 @@ impl NameCache {
                 continue;
             };
             for name in &names {
-                self.insert(owner.clone(), ip, name.clone(), expires);
+                self.insert(owner, ip, name.clone(), expires);
                 added += 1;
             }
         }
@@ -139,7 +148,7 @@ impl NameCache {
     fn insert(&mut self, owner: Owner, ip: IpAddr, name: Arc<str>, expires: f64) {
         self.seq += 1;
         let seq = self.seq;
-        let list = self.map.entry((owner.clone(), ip)).or_default();
+        let list = self.map.entry((owner, ip)).or_default();
         if let Some(e) = list.iter_mut().find(|e| e.name == name) {
             e.expires = e.expires.max(expires);
             e.seq = seq;
@@ -179,7 +188,7 @@ impl NameCache {
         if self.order.len() > 2 * self.max_entries + 1024 {
             let map = &self.map;
             self.order.retain(|(o, ip, seq)| {
-                map.get(&(o.clone(), *ip))
+                map.get(&(*o, *ip))
                     .is_some_and(|l| l.iter().any(|e| e.seq == *seq))
             });
         }

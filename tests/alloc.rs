@@ -87,6 +87,11 @@ fn the_pipeline_step_allocates_nothing_once_the_series_exists() {
     let mut p = Pipeline::new(&Config::default());
     // 100 namespaces: after the first 100 flows every series exists.
     let flows: Vec<_> = (0..1100u64).map(|i| synth::flow(i, 100)).collect();
+    // A name cache that is not empty: every flow looks its destination up (and misses).
+    for i in 0..1000u64 {
+        let _ = p.process(&synth::dns_answer(i, 100), &cls);
+    }
+    assert_eq!(p.names.len(), 1000);
     for r in &flows[..100] {
         let out = p.process(r, &cls);
         metrics.record_outcome(&out, &cls);
