@@ -37,6 +37,48 @@ struct Entry {
     seq: u64,
 }
 
+/// The names of one (owner, IP): almost always one, kept inline so that an entry costs no
+/// allocation of its own.
+#[derive(Debug)]
+struct Names {
+    first: Entry,
+    more: Vec<Entry>,
+}
+
+impl Names {
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    fn find_mut(&mut self, name: &str) -> Option<&mut Entry> {
+        std::iter::once(&mut self.first)
+            .chain(&mut self.more)
+            .find(|e| &*e.name == name)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// Removes the entry with this sequence number; `false` when it was the last one (the
+    /// caller then removes the whole key).
+    fn remove_seq(&mut self, seq: u64) -> Option<bool> {
+        if self.first.seq == seq {
+            return match self.more.pop() {
+                Some(e) => {
+                    self.first = e;
+                    Some(true)
+                }
+                None => Some(false),
+            };
+        }
+        let pos = self.more.iter().position(|e| e.seq == seq)?;
+        self.more.swap_remove(pos);
+        Some(true)
+    }
+}
+
 /// The cache of learned names.
 #[derive(Debug)]
 pub struct NameCache {
@@ -44,7 +86,7 @@ pub struct NameCache {
     max_entries: usize,
     min_ttl: f64,
     enabled: bool,
-    map: HashMap<(Owner, IpAddr), Vec<Entry>>,
+    map: HashMap<(Owner, IpAddr), Names>,
     /// Insertion order for eviction: (owner, ip, seq).
     order: VecDeque<(Owner, IpAddr, u64)>,
     entries: usize,
@@ -148,15 +190,25 @@ impl NameCache {
     fn insert(&mut self, owner: Owner, ip: IpAddr, name: Arc<str>, expires: f64) {
         self.seq += 1;
         let seq = self.seq;
-        let list = self.map.entry((owner, ip)).or_default();
-        if let Some(e) = list.iter_mut().find(|e| e.name == name) {
-            e.expires = e.expires.max(expires);
-            e.seq = seq;
-            self.order.push_back((owner, ip, seq));
-            self.compact_order();
-            return;
+        match self.map.entry((owner, ip)) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let names = o.get_mut();
+                if let Some(e) = names.find_mut(&name) {
+                    e.expires = e.expires.max(expires);
+                    e.seq = seq;
+                    self.order.push_back((owner, ip, seq));
+                    self.compact_order();
+                    return;
+                }
+                names.more.push(Entry { name, expires, seq });
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Names {
+                    first: Entry { name, expires, seq },
+                    more: Vec::new(),
+                });
+            }
         }
-        list.push(Entry { name, expires, seq });
         self.entries += 1;
         self.order.push_back((owner, ip, seq));
         while self.entries > self.max_entries {
@@ -169,11 +221,10 @@ impl NameCache {
     fn evict_oldest(&mut self) {
         while let Some((owner, ip, seq)) = self.order.pop_front() {
             let key = (owner, ip);
-            if let Some(list) = self.map.get_mut(&key) {
-                if let Some(pos) = list.iter().position(|e| e.seq == seq) {
-                    list.swap_remove(pos);
+            if let Some(names) = self.map.get_mut(&key) {
+                if let Some(kept) = names.remove_seq(seq) {
                     self.entries -= 1;
-                    if list.is_empty() {
+                    if !kept {
                         self.map.remove(&key);
                     }
                     return;
@@ -354,7 +405,7 @@ mod tests {
                 );
                 c.learn(&f, None);
                 prop_assert!(c.len() <= max, "{} > {}", c.len(), max);
-                let held: usize = c.map.values().map(Vec::len).sum();
+                let held: usize = c.map.values().map(Names::len).sum();
                 prop_assert_eq!(held, c.len());
             }
         }

@@ -135,7 +135,8 @@ impl server::observer_server::Observer for Relay {
         let probes = self.probes.clone();
         let _ = self.started.send(Instant::now());
         tokio::spawn(async move {
-            let pool = templates(4096, load.namespaces);
+            // One template per namespace (at least 4,096), so every namespace gets its series.
+            let pool = templates(load.namespaces.clamp(4096, 100_000), load.namespaces);
             let every = (load.flows / load.probes.max(1)).max(1);
             let mut buf = BytesMut::with_capacity(64 * 1024);
             let mut probe_n = 0;

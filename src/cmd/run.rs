@@ -31,7 +31,7 @@ use crate::source::{file, relay};
 use crate::watcher::{self, Targets};
 
 /// Responses in flight between the source and the pipeline.
-pub const CHANNEL_CAPACITY: usize = 4096;
+pub const CHANNEL_CAPACITY: usize = 1024;
 /// How long tasks get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
