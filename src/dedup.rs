@@ -6,7 +6,7 @@
 //! have to agree on the uuid and collide on the node's hash to be mistaken for each other.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// The key of one flow: (hash of the node name, uuid as 128 bits).
 type Key = (u64, u128);
@@ -15,7 +15,8 @@ type Key = (u64, u128);
 #[derive(Debug)]
 pub struct Dedup {
     capacity: usize,
-    seen: HashSet<Key>,
+    seen: HashSet<Key, foldhash::fast::RandomState>,
+    nodes: foldhash::fast::RandomState,
     order: VecDeque<Key>,
 }
 
@@ -60,7 +61,8 @@ impl Dedup {
         let capacity = capacity.max(1);
         Self {
             capacity,
-            seen: HashSet::with_capacity(capacity.min(1 << 16)),
+            seen: HashSet::with_capacity_and_hasher(capacity.min(1 << 16), Default::default()),
+            nodes: Default::default(),
             order: VecDeque::with_capacity(capacity.min(1 << 16)),
         }
     }
@@ -71,7 +73,7 @@ impl Dedup {
         if uuid.is_empty() {
             return false;
         }
-        let key = (hash_str(node, 0), uuid_bits(uuid));
+        let key = (self.nodes.hash_one(node), uuid_bits(uuid));
         if !self.seen.insert(key) {
             return true;
         }

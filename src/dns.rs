@@ -86,7 +86,7 @@ pub struct NameCache {
     max_entries: usize,
     min_ttl: f64,
     enabled: bool,
-    map: HashMap<(Owner, IpAddr), Names>,
+    map: HashMap<(Owner, IpAddr), Names, foldhash::fast::RandomState>,
     /// Insertion order for eviction: (owner, ip, seq).
     order: VecDeque<(Owner, IpAddr, u64)>,
     entries: usize,
@@ -107,7 +107,7 @@ impl NameCache {
             max_entries: cfg.max_entries.max(1),
             min_ttl: cfg.min_ttl.as_secs_f64(),
             enabled: cfg.learn,
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             entries: 0,
             seq: 0,

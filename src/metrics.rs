@@ -54,7 +54,7 @@ struct RuleHandles {
 #[derive(Default)]
 struct FlowSeries {
     /// Each series' counter and the flow time of its last exemplar.
-    by_key: HashMap<String, (CounterWithExemplar<Labels>, f64)>,
+    by_key: HashMap<String, (CounterWithExemplar<Labels>, f64), foldhash::fast::RandomState>,
     key: String,
     /// Series with real context values (overflow series excluded).
     regular: usize,

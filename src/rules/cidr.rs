@@ -104,7 +104,7 @@ impl std::fmt::Display for Cidr {
 /// `(is IPv6, prefix length)`.
 type Family = (bool, u8);
 /// Masked network → rule indices.
-type Networks = HashMap<u128, Vec<u32>>;
+type Networks = HashMap<u128, Vec<u32>, foldhash::fast::RandomState>;
 
 /// Every prefix of one side of every rule, grouped by family and prefix length, so a lookup
 /// costs one hash probe per distinct prefix length instead of one test per rule.
@@ -121,7 +121,7 @@ impl CidrIndex {
         let pos = match self.by_len.iter().position(|(key, _)| *key == k) {
             Some(p) => p,
             None => {
-                self.by_len.push((k, HashMap::new()));
+                self.by_len.push((k, HashMap::default()));
                 self.by_len.len() - 1
             }
         };

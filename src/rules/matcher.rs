@@ -209,13 +209,20 @@ impl SideIndex {
     }
 
     fn fill_fqdn(&self, side: &Side<'_>, bits: &mut [u64], s: &mut Names) {
-        let Some(set) = &self.fqdn else { return };
+        // Most denied flows carry no name at all: nothing to look up.
+        let Some(set) = self.fqdn.as_ref().filter(|_| !side.names.is_empty()) else {
+            return;
+        };
         s.hits.clear();
         s.hits.resize(set.len(), false);
+        let mut any = false;
         for name in &side.names {
             if fqdn::normalize_into(name, &mut s.buf) {
-                set.matches_read_at(&mut s.hits, &s.buf, 0);
+                any |= set.matches_read_at(&mut s.hits, &s.buf, 0);
             }
+        }
+        if !any {
+            return;
         }
         for (p, hit) in s.hits.iter().enumerate() {
             if *hit {
@@ -257,14 +264,14 @@ thread_local! {
 #[derive(Debug, Default)]
 struct ExactIndex<K: std::hash::Hash + Eq> {
     constrained: Vec<u64>,
-    by_value: HashMap<K, Vec<u64>>,
+    by_value: HashMap<K, Vec<u64>, foldhash::fast::RandomState>,
 }
 
 impl<K: std::hash::Hash + Eq> ExactIndex<K> {
     fn new(words: usize) -> Self {
         Self {
             constrained: vec![0; words],
-            by_value: HashMap::new(),
+            by_value: HashMap::default(),
         }
     }
 
