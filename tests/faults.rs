@@ -81,6 +81,34 @@ async fn relay_that_sends_garbage() {
 }
 
 #[tokio::test]
+async fn relay_that_sends_garbage_messages() {
+    use prost::Message as _;
+    let good = |u: &str, t| flow(u, "n1", "a", t).encode_to_vec();
+    // Field 1 with wire type 7 (there is none), a truncated varint, a length beyond the end.
+    let scripts = vec![
+        vec![good("u1", T0), vec![0x0f, 0xff, 0xff]],
+        vec![vec![0x08, 0xff, 0xff, 0xff]],
+        vec![vec![0x0a, 0x7f, 0x01]],
+        vec![good("u2", T0 + 1)],
+    ];
+    let r = common::fake_relay::start_raw_relay(scripts).await;
+    let d = start_daemon(test_config(&format!("http://{}", r.addr)), None).await;
+    let text = wait_for(d.addr, "garbage counted, good flows read", |t| {
+        flows_total(t) == 2.0 && reconnects(t, "decode") >= 3.0
+    })
+    .await;
+    assert!(
+        sum(
+            &text,
+            "hubble_noise_decode_errors_total",
+            &["kind=\"grpc\""]
+        ) >= 3.0
+    );
+    assert_eq!(sum(&text, "hubble_noise_relay_connected", &[]), 1.0);
+    wait_logged(&["relay stream down", "reason=\"decode\""]).await;
+}
+
+#[tokio::test]
 async fn oversized_message_is_a_decode_error_and_the_stream_reopens() {
     let mut big = flow("big", "n1", "a", T0);
     if let Some(hubble_noise::api::observer::get_flows_response::ResponseTypes::Flow(f)) =

@@ -449,6 +449,18 @@ fn pathological_globs_against_huge_values_end() {
     let g = Glob::new(&format!("{}b", "*a".repeat(127))).unwrap();
     let value = "a".repeat(1 << 20);
     assert!(!g.matches(&value));
+    // One star then a long literal: the single-backtrack matcher's worst case, at the
+    // longest value matched and beyond.
+    let g = Glob::new(&format!("*{}b", "a".repeat(253))).unwrap();
+    assert!(!g.matches(&value));
+    let at_limit = "a".repeat(hubble_noise::rules::glob::MAX_SUBJECT);
+    assert!(!g.matches(&at_limit));
+    let g = Glob::new(&format!("*{}", "a".repeat(253))).unwrap();
+    assert!(g.matches(&at_limit));
+    assert!(
+        !g.matches(&value),
+        "longer than MAX_SUBJECT: only match-all matches"
+    );
     let g = Glob::new(&"*".repeat(255)).unwrap();
     assert!(g.matches(&value));
     assert!(Glob::new(&"*".repeat(256)).is_err());

@@ -325,3 +325,122 @@ pub fn logged(parts: &[&str]) -> bool {
         .lines()
         .any(|l| parts.iter().all(|p| l.contains(p)))
 }
+
+// ---------------------------------------------------------------- a relay that sends raw bytes
+
+/// Messages of one `GetFlows` call, as raw bytes (put in gRPC frames, not checked).
+type RawScript = Vec<Vec<u8>>;
+
+/// A relay whose messages are raw bytes in valid gRPC frames: garbage where a
+/// `GetFlowsResponse` should be. Each call takes the next script, then stays open.
+#[derive(Clone, Default)]
+pub struct RawRelay {
+    pub scripts: Arc<Mutex<VecDeque<RawScript>>>,
+}
+
+struct RawCodec;
+struct RawEncoder;
+struct RawDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+type RawStream = tokio_stream::adapters::Chain<
+    tokio_stream::Iter<std::vec::IntoIter<Result<Vec<u8>, Status>>>,
+    tokio_stream::Pending<Result<Vec<u8>, Status>>,
+>;
+
+struct RawCall(RawScript);
+
+impl tonic::server::ServerStreamingService<Vec<u8>> for RawCall {
+    type Response = Vec<u8>;
+    type ResponseStream = RawStream;
+    type Future = tonic::codegen::BoxFuture<tonic::Response<RawStream>, Status>;
+    fn call(&mut self, _req: tonic::Request<Vec<u8>>) -> Self::Future {
+        use tokio_stream::StreamExt as _;
+        let msgs: Vec<Result<Vec<u8>, Status>> = self.0.drain(..).map(Ok).collect();
+        let stream = tokio_stream::iter(msgs).chain(tokio_stream::pending());
+        Box::pin(async move { Ok(tonic::Response::new(stream)) })
+    }
+}
+
+impl<B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for RawRelay
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        let script = self.scripts.lock().unwrap().pop_front().unwrap_or_default();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec);
+            Ok(grpc.server_streaming(RawCall(script), req).await)
+        })
+    }
+}
+
+impl tonic::server::NamedService for RawRelay {
+    const NAME: &'static str = "observer.Observer";
+}
+
+/// Starts a [`RawRelay`] with these scripts.
+pub async fn start_raw_relay(scripts: Vec<RawScript>) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    let relay = RawRelay {
+        scripts: Arc::new(Mutex::new(scripts.into())),
+    };
+    let router = Server::builder().add_service(relay);
+    tokio::spawn(async move {
+        let _ = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Running {
+        addr,
+        stop: Some(stop),
+    }
+}
