@@ -156,8 +156,11 @@ pub fn policy_yaml(data: &[u8]) -> Verdict {
     }
 }
 
+/// A harness.
+pub type Harness = fn(&[u8]) -> Verdict;
+
 /// The harnesses by name, for runners.
-pub const TARGETS: [(&str, fn(&[u8]) -> Verdict); 4] = [
+pub const TARGETS: [(&str, Harness); 4] = [
     ("json", json_line),
     ("grpc", grpc_response),
     ("rules", rule_file),

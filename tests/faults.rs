@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::fake_relay::{
@@ -398,8 +397,8 @@ async fn rule_file_deleted_truncated_or_unreadable_during_reload() {
         }
         std::fs::write(p, RULES).unwrap();
     };
-    let mut sent = 0;
     for (i, f) in faults.iter().enumerate() {
+        let sent = i as u32 + 1;
         if f.what == "a dangling symlink" {
             std::fs::remove_file(&rules).unwrap();
         }
@@ -420,7 +419,6 @@ async fn rule_file_deleted_truncated_or_unreadable_during_reload() {
                 .send_held(flow(&format!("u{i}"), "n1", "a", T0 + i as i64))
                 .await
         );
-        sent += 1;
         wait_for(d.addr, "old rules decide", |t| {
             expected_by_rule(t) == f64::from(sent)
                 && sum(
@@ -440,5 +438,4 @@ async fn rule_file_deleted_truncated_or_unreadable_during_reload() {
         })
         .await;
     }
-    let _ = PathBuf::new();
 }
