@@ -514,3 +514,72 @@ fn hostile_policy_yaml_is_refused_cleanly() {
     assert_eq!(load_policy("---\n---\n").unwrap(), 0);
     assert_rss("hostile policy YAML");
 }
+
+// ---------------------------------------------------------------- the binary
+
+/// `hubble-noise replay` on a recording with two 64 MiB lines (one unterminated at the end):
+/// both reported with their line numbers, the flows around them read, the child's peak RSS
+/// (polled from /proc while it runs) under 256 MiB.
+#[test]
+fn replay_binary_skips_64_mib_lines_within_256_mib() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.ndjson");
+    let good = |uuid: &str| {
+        format!(
+            r#"{{"flow":{{"uuid":"{uuid}","verdict":"DROPPED","drop_reason_desc":"POLICY_DENIED","event_type":{{"type":5}},"traffic_direction":"EGRESS"}},"node_name":"n1"}}"#
+        )
+    };
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(f, "{}", good("a")).unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            f.write_all(&chunk).unwrap();
+        }
+        writeln!(f).unwrap();
+        writeln!(f, "{}", good("b")).unwrap();
+        let chunk = vec![b'{'; 1 << 20];
+        for _ in 0..64 {
+            f.write_all(&chunk).unwrap();
+        }
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hubble-noise"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("HUBBLE_NOISE_CONFIG")
+        .args(["replay", "--format", "jsonl"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(v);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let p = path.to_str().unwrap();
+    assert!(stderr.contains(&format!("{p}:2: ")), "{stderr}");
+    assert!(stderr.contains(&format!("{p}:4: ")), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"a\"") && stdout.contains("\"b\""),
+        "{stdout}"
+    );
+    let peak = peak_kib as f64 / 1024.0;
+    eprintln!("replay of two 64 MiB lines: child peak RSS {peak:.1} MiB");
+    assert!(peak > 0.0 && peak < RSS_LIMIT_MIB, "{peak:.1} MiB");
+}

@@ -284,7 +284,7 @@ struct Budget {
 }
 
 /// The most bytes of lines in flight between the reader and the consumer.
-const IN_FLIGHT_BYTES: usize = 32 << 20;
+const IN_FLIGHT_BYTES: usize = 16 << 20;
 
 impl Budget {
     /// Waits until `bytes` more fit (always true when nothing is in flight); `false` when
