@@ -647,4 +647,25 @@ mod tests {
         }
         assert!(!text.contains("_total_total"));
     }
+
+    #[test]
+    fn node_states_are_bounded() {
+        let m = Metrics::new(&MetricsConfig::default(), "0.0.0-test");
+        let n = NodeStatusEvent {
+            state_change: NodeState::NodeConnected as i32,
+            node_names: (0..MAX_NODES + 500).map(|i| format!("node-{i}")).collect(),
+            ..Default::default()
+        };
+        m.record_node_status(&n);
+        let text = m.encode_text().expect("encodes");
+        let line = format!("hubble_noise_relay_nodes{{state=\"connected\"}} {MAX_NODES}");
+        assert!(text.contains(&line), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate_label("abc", 2), "ab");
+        assert_eq!(truncate_label("aé", 2), "a");
+        assert_eq!(truncate_label("é", 128), "é");
+    }
 }

@@ -141,10 +141,12 @@ fn line_of_64_mib_without_newline_is_skipped_and_the_next_line_read() {
 #[test]
 fn many_long_lines_keep_memory_bounded() {
     let _m = measured();
-    // 24 lines just under the limit (360 MiB in all), each a deeply nested array.
+    // 24 lines just under the limit (384 MiB in all): two deeply nested arrays (the whole
+    // line is checked), the others rejected at their first byte.
     let mut segs = Vec::new();
-    for _ in 0..24 {
-        segs.push(Seg::Run(b'[', file::MAX_LINE - 1024));
+    for i in 0..24 {
+        let b = if i < 2 { b'[' } else { b'x' };
+        segs.push(Seg::Run(b, file::MAX_LINE - 1024));
         segs.push(Seg::Bytes(b"\n".to_vec()));
     }
     segs.push(Seg::Bytes(DROPPED_LINE.to_vec()));
@@ -582,4 +584,16 @@ fn replay_binary_skips_64_mib_lines_within_256_mib() {
     let peak = peak_kib as f64 / 1024.0;
     eprintln!("replay of two 64 MiB lines: child peak RSS {peak:.1} MiB");
     assert!(peak > 0.0 && peak < RSS_LIMIT_MIB, "{peak:.1} MiB");
+}
+
+#[test]
+fn tls_files_are_read_bounded() {
+    let mut cfg = hubble_noise::config::RelayConfig {
+        address: "https://127.0.0.1:1".into(),
+        ..Default::default()
+    };
+    cfg.ca_file = Some(PathBuf::from("/dev/zero"));
+    let e = hubble_noise::source::relay::endpoint(&cfg).unwrap_err();
+    assert_eq!(e.reason, hubble_noise::source::relay::Reason::Tls);
+    assert!(e.message.contains("larger than 1 MiB"), "{}", e.message);
 }
