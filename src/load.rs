@@ -93,15 +93,20 @@ pub fn classifier(loaded: &Loaded) -> Result<Classifier, RuleErrors> {
 /// The largest policy file read (policies are small; this bounds memory on a wrong path).
 pub const MAX_POLICY_FILE: usize = 16 << 20;
 
-/// Reads a UTF-8 text file of at most `max` bytes. Never holds more than `max + 1` bytes,
-/// whatever the file is (a device, a FIFO, a file still growing); a larger file is an error
+/// Reads a UTF-8 text file of at most `max` bytes. Only regular files (or symlinks to them)
+/// are opened, so a FIFO cannot block a reload and a device cannot feed it forever; never more
+/// than `max + 1` bytes are held, even from a file still growing. A larger file is an error
 /// that names the limit.
 pub fn read_bounded(path: &Path, max: usize, what: &str) -> std::io::Result<String> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
-    if file.metadata()?.is_dir() {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
         return Err(std::io::Error::other("is a directory"));
     }
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
     let mut buf = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     file.take(limit).read_to_end(&mut buf)?;
