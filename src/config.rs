@@ -91,6 +91,10 @@ pub struct RelayConfig {
     /// keepalive does not.
     #[serde(with = "duration_str")]
     pub idle_timeout: Duration,
+    /// The largest relay message accepted, in bytes (default 16 MiB). A larger one is a
+    /// decode error (`hubble_noise_decode_errors_total{kind="grpc"}`) and the stream is
+    /// reopened; it is never buffered in full.
+    pub max_message_size: usize,
 }
 
 impl Default for RelayConfig {
@@ -109,6 +113,7 @@ impl Default for RelayConfig {
             keepalive_timeout: Duration::from_secs(10),
             resume_overlap: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
+            max_message_size: 16 << 20,
         }
     }
 }
@@ -278,10 +283,12 @@ impl Config {
     ) -> Result<Loaded, ConfigError> {
         let (file_cfg, text) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
+                let text =
+                    crate::load::read_bounded(p, crate::rules::MAX_FILE_BYTES, "config file")
+                        .map_err(|source| ConfigError::Read {
+                            path: p.to_path_buf(),
+                            source,
+                        })?;
                 let cfg: Config = from_toml(p, &text)?;
                 cfg.validate(p, &text)?;
                 (cfg, text)
@@ -371,6 +378,12 @@ impl Config {
             return Err(err(
                 &["relay", "backoff_max"],
                 "backoff_initial must be above 0 and at most backoff_max".into(),
+            ));
+        }
+        if self.relay.max_message_size < 1024 {
+            return Err(err(
+                &["relay", "max_message_size"],
+                "must be at least 1024 bytes".into(),
             ));
         }
         if self.relay.idle_timeout.is_zero() {

@@ -15,6 +15,7 @@
 //! - [`watcher`]: file watching for reloads.
 //! - [`backoff`]: jittered exponential reconnect delays.
 //! - [`cmd::run`]: the daemon wiring (`run_daemon`).
+//! - [`fuzz`]: fuzz harnesses, one per kind of outside input (SECURITY.md).
 
 pub mod api;
 pub mod backoff;
@@ -26,6 +27,7 @@ pub mod dedup;
 pub mod dns;
 pub mod explain;
 pub mod flow;
+pub mod fuzz;
 pub mod load;
 pub mod loadgen;
 pub mod located;

@@ -49,7 +49,7 @@ pub fn classifier(loaded: &Loaded) -> Result<Classifier, RuleErrors> {
         }
     }
     for f in &cfg.classify.rule_files {
-        match std::fs::read_to_string(f) {
+        match read_bounded(f, crate::rules::MAX_FILE_BYTES, "rule file") {
             Ok(text) => sources.push(RuleSource {
                 path: f.clone(),
                 text,
@@ -91,7 +91,38 @@ pub fn classifier(loaded: &Loaded) -> Result<Classifier, RuleErrors> {
 }
 
 /// The largest policy file read (policies are small; this bounds memory on a wrong path).
-const MAX_POLICY_FILE: u64 = 16 << 20;
+pub const MAX_POLICY_FILE: usize = 16 << 20;
+
+/// Reads a UTF-8 text file of at most `max` bytes. Only regular files (or symlinks to them)
+/// are opened, so a FIFO cannot block a reload and a device cannot feed it forever; never more
+/// than `max + 1` bytes are held, even from a file still growing. A larger file is an error
+/// that names the limit.
+pub fn read_bounded(path: &Path, max: usize, what: &str) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(std::io::Error::other("is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(limit).read_to_end(&mut buf)?;
+    if buf.len() > max {
+        return Err(std::io::Error::other(format!(
+            "{what} is larger than {} MiB",
+            max >> 20
+        )));
+    }
+    String::from_utf8(buf).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
 
 /// Every policy file: the files named, and the `*.yaml` / `*.yml` / `*.json` files under the
 /// directories named (recursively, in name order, skipping hidden entries such as Kubernetes'
@@ -145,16 +176,7 @@ fn policy_sources(paths: &[PathBuf], errors: &mut Vec<LocatedError>) -> Vec<Poli
     };
     let mut out = Vec::new();
     for f in files {
-        let read = std::fs::metadata(&f).and_then(|m| {
-            if m.len() > MAX_POLICY_FILE {
-                Err(std::io::Error::other(format!(
-                    "larger than {MAX_POLICY_FILE} bytes"
-                )))
-            } else {
-                std::fs::read_to_string(&f)
-            }
-        });
-        match read {
+        match read_bounded(&f, MAX_POLICY_FILE, "policy file") {
             Ok(text) => out.push(PolicySource { path: f, text }),
             Err(e) => errors.push(LocatedError {
                 file: f,

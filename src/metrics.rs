@@ -32,6 +32,26 @@ use crate::rules::{Class, Rule};
 /// A label set: (name, value) pairs.
 pub type Labels = Vec<(String, String)>;
 
+/// The longest label value taken from a flow, in bytes; longer values are cut (at a character
+/// boundary) so that one hostile flow cannot make a series, a scrape or Prometheus' index huge.
+pub const MAX_LABEL_VALUE: usize = 128;
+
+/// The most nodes remembered for `hubble_noise_relay_nodes`; status events about further nodes
+/// are ignored.
+pub const MAX_NODES: usize = 10_000;
+
+/// Cuts `v` to at most `max` bytes at a character boundary.
+pub fn truncate_label(v: &str, max: usize) -> &str {
+    if v.len() <= max {
+        return v;
+    }
+    let mut end = max;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    &v[..end]
+}
+
 /// The value every context label gets once `metrics.max_series` is reached.
 pub const OVERFLOW: &str = "__overflow__";
 
@@ -138,8 +158,23 @@ fn push_key(key: &mut String, base: [&str; 4]) {
     }
 }
 
-/// The value of one context label for a counted flow.
+/// The value of one context label for a counted flow, at most [`MAX_LABEL_VALUE`] bytes.
 fn context_value<'a>(
+    label: &str,
+    ctx: &FlowCtx<'a>,
+    d: &Decision<'_>,
+) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    match full_context_value(label, ctx, d) {
+        Cow::Borrowed(v) => Cow::Borrowed(truncate_label(v, MAX_LABEL_VALUE)),
+        Cow::Owned(v) if v.len() > MAX_LABEL_VALUE => {
+            Cow::Owned(truncate_label(&v, MAX_LABEL_VALUE).to_owned())
+        }
+        owned => owned,
+    }
+}
+
+fn full_context_value<'a>(
     label: &str,
     ctx: &FlowCtx<'a>,
     d: &Decision<'_>,
@@ -468,7 +503,11 @@ impl Metrics {
             }
         };
         if refresh_exemplar {
-            let exemplar = labels(&[("uuid", ctx.flow.uuid.as_str()), ("node", ctx.node)]);
+            // OpenMetrics allows 128 characters for an exemplar's whole label set.
+            let exemplar = labels(&[
+                ("uuid", truncate_label(&ctx.flow.uuid, 64)),
+                ("node", truncate_label(ctx.node, 48)),
+            ]);
             let ts = ctx
                 .time
                 .filter(|t| t.is_finite() && *t >= 0.0)
@@ -518,7 +557,9 @@ impl Metrics {
         }
         let mut nodes = self.node_states.lock().unwrap_or_else(|e| e.into_inner());
         for name in &n.node_names {
-            nodes.insert(name.clone(), state);
+            if nodes.len() < MAX_NODES || nodes.contains_key(name) {
+                nodes.insert(name.clone(), state);
+            }
         }
         for s in [
             NodeState::NodeConnected,
@@ -605,5 +646,26 @@ mod tests {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }
         assert!(!text.contains("_total_total"));
+    }
+
+    #[test]
+    fn node_states_are_bounded() {
+        let m = Metrics::new(&MetricsConfig::default(), "0.0.0-test");
+        let n = NodeStatusEvent {
+            state_change: NodeState::NodeConnected as i32,
+            node_names: (0..MAX_NODES + 500).map(|i| format!("node-{i}")).collect(),
+            ..Default::default()
+        };
+        m.record_node_status(&n);
+        let text = m.encode_text().expect("encodes");
+        let line = format!("hubble_noise_relay_nodes{{state=\"connected\"}} {MAX_NODES}");
+        assert!(text.contains(&line), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate_label("abc", 2), "ab");
+        assert_eq!(truncate_label("aé", 2), "a");
+        assert_eq!(truncate_label("é", 128), "é");
     }
 }

@@ -15,7 +15,7 @@ use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,6 +25,9 @@ use crate::metrics::Metrics;
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// `Content-Type` of the classic Prometheus text format.
 pub const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How long a client may take to send its request headers.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A reload request: the answer says whether the new configuration is in force.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -153,7 +156,11 @@ pub async fn serve(
                 let state = state.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |req| handle(state.clone(), req));
+                    // A client that never finishes its request headers is dropped, so idle
+                    // or hostile connections do not pile up.
                     if let Err(e) = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), svc)
                         .await
                     {

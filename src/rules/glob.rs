@@ -9,6 +9,9 @@ pub struct Glob {
 /// The longest glob, in characters.
 pub const MAX_LEN: usize = 255;
 
+/// The longest value a glob is matched against (see [`Glob::matches`]).
+pub const MAX_SUBJECT: usize = 4096;
+
 /// A bad glob: too long, or holding control characters.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid glob {0:?}")]
@@ -46,8 +49,13 @@ impl Glob {
         }
     }
 
-    /// Whether the whole of `s` matches.
+    /// Whether the whole of `s` matches. A value longer than [`MAX_SUBJECT`] bytes (no real
+    /// label, name or tag is) is matched only by a match-all glob: matching costs up to the
+    /// pattern's length times the value's, and values come from flows.
     pub fn matches(&self, s: &str) -> bool {
+        if s.len() > MAX_SUBJECT {
+            return self.is_match_all();
+        }
         glob_match(self.pattern.as_bytes(), s.as_bytes())
     }
 }

@@ -171,6 +171,16 @@ struct SideIndex {
     cidr: CidrIndex,
 }
 
+/// The most memory the compiled fqdn patterns of all rules (one side) may take.
+pub const MAX_COMPILED_BYTES: usize = 32 << 20;
+/// The most memory one lazy-DFA cache of the fqdn patterns may take (a cache: when full it is
+/// cleared, matching stays correct). There is one per matching thread and direction.
+pub const MAX_DFA_CACHE_BYTES: usize = 4 << 20;
+/// The largest total size of the fqdn patterns of all rules (one side), as regular
+/// expressions: about 1,000 patterns of 255 characters full of wildcards, or about 8,000 of
+/// the usual `*.example.com` kind.
+pub const MAX_FQDN_REGEX_BYTES: usize = 256 << 10;
+
 /// Which lookup a bitset slot holds.
 const SRC_CIDR: usize = 0;
 const SRC_FQDN: usize = 1;
@@ -191,12 +201,32 @@ impl SideIndex {
                 idx.fqdn_rule.push(r);
             }
         }
+        let source: usize = patterns.iter().map(String::len).sum();
+        if source > MAX_FQDN_REGEX_BYTES {
+            // Checked before compiling: building the set takes memory in proportion to the
+            // patterns' size (and their wildcards) well before the compiled-size limit is hit.
+            return Err(format!(
+                "the {} fqdn patterns of all rules are too large together ({} KiB as regular \
+                 expressions, the limit is {} KiB): use fewer patterns or fewer wildcards",
+                patterns.len(),
+                source >> 10,
+                MAX_FQDN_REGEX_BYTES >> 10
+            ));
+        }
         if !patterns.is_empty() {
             let set = RegexSetBuilder::new(&patterns)
-                .size_limit(256 << 20)
-                .dfa_size_limit(64 << 20)
+                .size_limit(MAX_COMPILED_BYTES)
+                .dfa_size_limit(MAX_DFA_CACHE_BYTES)
                 .build()
-                .map_err(|e| format!("fqdn patterns do not compile together: {e}"))?;
+                .map_err(|e| match e {
+                    regex::Error::CompiledTooBig(_) => format!(
+                        "the {} fqdn patterns compiled together exceed {} MiB: use fewer or \
+                         simpler patterns",
+                        patterns.len(),
+                        MAX_COMPILED_BYTES >> 20
+                    ),
+                    e => format!("fqdn patterns do not compile together: {e}"),
+                })?;
             idx.fqdn = Some(set);
         }
         Ok(idx)

@@ -22,6 +22,7 @@ pub mod fqdn;
 pub mod glob;
 pub mod labels;
 mod load;
+pub use load::{MAX_FILE_BYTES, MAX_NAME, MAX_PATTERN, MAX_RULES};
 mod matcher;
 pub mod port;
 
@@ -124,13 +125,18 @@ impl RuleSet {
             })
             .unzip();
         let matcher = matcher::Matcher::new(matchers, expires).map_err(|m| {
+            // The patterns of every source are compiled together: name them all.
             let file = sources.first().map(|s| s.path.clone()).unwrap_or_default();
+            let all: Vec<String> = sources
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect();
             RuleErrors(vec![RuleError {
                 file,
                 line: 0,
                 column: 0,
                 key: "rule".into(),
-                message: m,
+                message: format!("{m} (rules of {})", all.join(", ")),
             }])
         })?;
         Ok(RuleSet { rules, matcher })

@@ -23,6 +23,9 @@ use crate::metrics::Metrics;
 /// `event_type.type` of an L7 record (DNS flows for name learning).
 pub const EVENT_L7: i32 = 129;
 
+/// The largest CA, certificate or key file read.
+pub const MAX_TLS_FILE: usize = 1 << 20;
+
 /// Why a stream ended: a bounded label value of `hubble_noise_relay_reconnects_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -89,6 +92,10 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn looks_like_tls(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
+    // A TLS connection cut without its closing alert is a reset, not a TLS setup problem.
+    if m.contains("close_notify") {
+        return false;
+    }
     [
         "certificate",
         "tls",
@@ -96,6 +103,19 @@ fn looks_like_tls(msg: &str) -> bool {
         "unknownissuer",
         "invalid peer",
         "alert",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
+}
+
+fn looks_like_reset(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "error reading a body from connection",
+        "connection reset",
+        "broken pipe",
+        "h2 protocol error",
+        "unexpected eof",
     ]
     .iter()
     .any(|k| m.contains(k))
@@ -113,6 +133,14 @@ fn classify_status(s: &Status) -> Failure {
         match s.code() {
             Code::Unavailable | Code::Cancelled | Code::Aborted => Reason::Unavailable,
             Code::Internal if s.message().contains("decode") => Reason::Decode,
+            // tonic's answer to a message above `relay.max_message_size`.
+            Code::OutOfRange | Code::ResourceExhausted
+                if s.message().contains("message length too large") =>
+            {
+                Reason::Decode
+            }
+            // A connection cut mid-stream (reset, EOF, HTTP/2 error) comes as Unknown.
+            Code::Unknown | Code::Internal if looks_like_reset(&message) => Reason::Unavailable,
             Code::DeadlineExceeded => Reason::ConnectError,
             _ => Reason::Other,
         }
@@ -165,7 +193,9 @@ pub fn endpoint(cfg: &RelayConfig) -> Result<Endpoint, EndpointError> {
         return Ok(ep);
     }
     let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| EndpointError::tls(format!("{}: {e}", p.display())))
+        crate::load::read_bounded(p, MAX_TLS_FILE, "TLS file")
+            .map(String::into_bytes)
+            .map_err(|e| EndpointError::tls(format!("{}: {e}", p.display())))
     };
     let mut tls = ClientTlsConfig::new();
     if let Some(ca) = &cfg.ca_file {
@@ -309,7 +339,7 @@ async fn attempt(
     })?;
     let since = last.map(|t| minus(t, cfg.resume_overlap));
     let req = request(cfg, dns_learn, since);
-    let mut client = ObserverClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let mut client = ObserverClient::new(channel).max_decoding_message_size(cfg.max_message_size);
     let opened = tokio::time::timeout(cfg.idle_timeout, client.get_flows(req)).await;
     let mut stream = match opened {
         Err(_) => {

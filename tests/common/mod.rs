@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_relay;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

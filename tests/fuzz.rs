@@ -1,0 +1,182 @@
+//! A smoke pass of the fuzz harnesses (`hubble_noise::fuzz`): random and structured inputs
+//! through each of them; none may panic. `HUBBLE_NOISE_FUZZ_CASES=100000 cargo test --test
+//! fuzz` runs longer; `examples/fuzz.rs` is the time-boxed mutation runner (SECURITY.md).
+
+use std::path::Path;
+
+use hubble_noise::fuzz::{Verdict, grpc_response, json_line, policy_yaml, rule_file};
+use proptest::prelude::*;
+use prost::Message as _;
+
+fn cases() -> u32 {
+    std::env::var("HUBBLE_NOISE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A JSON value of bounded depth, built from hostile pieces.
+fn json_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("\"DROPPED\"".to_owned()),
+        Just("4".to_owned()),
+        Just("-1e308".to_owned()),
+        Just("18446744073709551616".to_owned()),
+        Just("\"\\u0000\\ud800\"".to_owned()),
+        "\"[a-zA-Z0-9.*/:-]{0,20}\"",
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4)
+                .prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec(
+                (
+                    prop_oneof![
+                        Just("flow"),
+                        Just("verdict"),
+                        Just("source"),
+                        Just("destination"),
+                        Just("labels"),
+                        Just("l7"),
+                        Just("dns"),
+                        Just("ips"),
+                        Just("time"),
+                        Just("IP"),
+                        Just("l4"),
+                        Just("TCP"),
+                        Just("lost_events"),
+                        Just("node_status"),
+                        Just("drop_reason_desc"),
+                        Just("policy_log"),
+                    ],
+                    inner
+                ),
+                0..5
+            )
+            .prop_map(|kv| {
+                let body: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn json_line_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        json_line(&data);
+    }
+
+    #[test]
+    fn json_line_structured(v in json_value()) {
+        json_line(format!("{{\"flow\":{v},\"node_name\":\"n\"}}").as_bytes());
+        json_line(v.as_bytes());
+    }
+
+    #[test]
+    fn grpc_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        grpc_response(&data);
+    }
+
+    #[test]
+    fn grpc_structured(v in json_value()) {
+        // Whatever decodes from JSON must encode and go through the protobuf harness.
+        let line = format!("{{\"flow\":{v}}}");
+        if let Ok(Some(r)) = hubble_noise::source::file::decode_line(line.as_bytes()) {
+            prop_assert_eq!(grpc_response(&r.encode_to_vec()), Verdict::Accepted);
+        }
+    }
+
+    #[test]
+    fn rule_file_random(text in "[\\[\\]a-z_.=\"*{},\\n 0-9/:-]{0,300}") {
+        rule_file(text.as_bytes());
+    }
+
+    #[test]
+    fn rule_file_structured(
+        fqdn in "[a-z*.]{0,40}",
+        cidr in "[0-9a-f.:/]{0,24}",
+        port in "[0-9a-z/-]{0,12}",
+        label in "[a-zA-Z0-9:./=!*-]{0,30}",
+    ) {
+        let text = format!(
+            "[[rule]]\nname = \"r\"\nowner = \"o\"\ncomment = \"c\"\n\
+             [rule.match]\nsource = {{ labels = [\"{label}\"] }}\n\
+             destination = {{ fqdn = [\"{fqdn}\"], cidr = [\"{cidr}\"], port = [\"{port}\"] }}\n"
+        );
+        rule_file(text.as_bytes());
+    }
+
+    #[test]
+    fn policy_random(text in "[a-zA-Z:\\- \\n{}\\[\\]&*!\"'0-9]{0,300}") {
+        policy_yaml(text.as_bytes());
+    }
+
+    #[test]
+    fn policy_structured(
+        key in "[a-z.]{0,12}",
+        value in "[a-zA-Z0-9*./-]{0,20}",
+        op in prop_oneof![Just("In"), Just("NotIn"), Just("Exists"), Just("DoesNotExist"), Just("Bogus")],
+    ) {
+        let text = format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: p\n  namespace: n\n\
+             spec:\n  endpointSelector:\n    matchExpressions:\n    - key: \"{key}\"\n      operator: {op}\n      values: [\"{value}\"]\n\
+             \x20 egressDeny:\n  - toFQDNs:\n    - matchPattern: \"{value}\"\n    toCIDR: [\"{value}\"]\n    toPorts:\n    - ports:\n      - port: \"{value}\"\n"
+        );
+        policy_yaml(text.as_bytes());
+    }
+}
+
+/// Every fixture of the repository through its harness (the runner's seeds).
+#[test]
+fn every_fixture_goes_through_its_harness() {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(Path::new("tests/fixtures"), &mut files);
+    walk(Path::new("examples"), &mut files);
+    let mut n = 0;
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        match f.extension().and_then(|e| e.to_str()) {
+            Some("ndjson") => {
+                for line in data.split(|b| *b == b'\n') {
+                    json_line(line);
+                    if let Ok(Some(r)) = hubble_noise::source::file::decode_line(line) {
+                        assert_eq!(grpc_response(&r.encode_to_vec()), Verdict::Accepted);
+                    }
+                    n += 1;
+                }
+            }
+            Some("toml") => {
+                rule_file(&data);
+                n += 1;
+            }
+            Some("yaml" | "yml") => {
+                policy_yaml(&data);
+                n += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(n > 40, "{n} inputs");
+}
