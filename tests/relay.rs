@@ -3,19 +3,19 @@
 
 mod common;
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::fake_relay::{
+    FakeRelay, Running, Step, T0, flow, start_relay, start_relay_on, test_config, ts,
+};
 use common::{BAD_CONFIG, FileDaemon, GOOD_CONFIG, http, scrape, sum, wait_for};
 use hubble_noise::api::flow::{
     Endpoint, Flow, LostEvent, LostEventSource, TrafficDirection, Verdict,
 };
+use hubble_noise::api::observer::GetFlowsResponse;
 use hubble_noise::api::observer::get_flows_response::ResponseTypes;
-use hubble_noise::api::observer::observer_server::{Observer, ObserverServer};
-use hubble_noise::api::observer::{GetFlowsRequest, GetFlowsResponse};
 use hubble_noise::api::relay::{NodeState, NodeStatusEvent};
 use hubble_noise::classify::{Attribution, Classifier, Decision};
 use hubble_noise::cmd::run::{Input, run_daemon};
@@ -25,130 +25,13 @@ use hubble_noise::metrics::Metrics;
 use hubble_noise::rules::Class;
 use hubble_noise::server::{AppState, serve};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Request, Response, Status};
+use tokio::sync::oneshot;
+use tonic::Status;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 // ---------------------------------------------------------------- the fake relay
 
-/// The sending half of a fake stream.
-type StreamTx = mpsc::Sender<Result<GetFlowsResponse, Status>>;
-
-/// What one `GetFlows` call does.
-#[derive(Clone)]
-enum Step {
-    Send(Box<GetFlowsResponse>),
-    Fail(Status),
-    /// End the stream cleanly.
-    End,
-}
-
-/// Each call takes the next script; when none is left, the call sends nothing and stays open.
-#[derive(Clone, Default)]
-struct FakeRelay {
-    scripts: Arc<Mutex<VecDeque<Vec<Step>>>>,
-    requests: Arc<Mutex<Vec<GetFlowsRequest>>>,
-    held: Arc<Mutex<Vec<StreamTx>>>,
-}
-
-impl FakeRelay {
-    fn new(scripts: Vec<Vec<Step>>) -> Self {
-        Self {
-            scripts: Arc::new(Mutex::new(scripts.into())),
-            ..Default::default()
-        }
-    }
-    fn requests(&self) -> Vec<GetFlowsRequest> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-#[tonic::async_trait]
-impl Observer for FakeRelay {
-    type GetFlowsStream = ReceiverStream<Result<GetFlowsResponse, Status>>;
-
-    async fn get_flows(
-        &self,
-        req: Request<GetFlowsRequest>,
-    ) -> Result<Response<Self::GetFlowsStream>, Status> {
-        self.requests.lock().unwrap().push(req.into_inner());
-        let script = self.scripts.lock().unwrap().pop_front().unwrap_or_default();
-        let (tx, rx) = mpsc::channel(1024);
-        let held = self.held.clone();
-        tokio::spawn(async move {
-            for step in script {
-                match step {
-                    Step::Send(r) => {
-                        if tx.send(Ok(*r)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Step::Fail(s) => {
-                        let _ = tx.send(Err(s)).await;
-                        return;
-                    }
-                    Step::End => return,
-                }
-            }
-            held.lock().unwrap().push(tx); // silent, open stream
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-async fn start_relay_on(
-    listener: TcpListener,
-    relay: FakeRelay,
-    tls: Option<ServerTlsConfig>,
-) -> Running {
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = oneshot::channel::<()>();
-    let mut builder = Server::builder();
-    if let Some(t) = tls {
-        builder = builder.tls_config(t).unwrap();
-    }
-    let router = builder.add_service(ObserverServer::new(relay));
-    tokio::spawn(async move {
-        let _ = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Running {
-        addr,
-        stop: Some(stop),
-    }
-}
-
-async fn start_relay(relay: FakeRelay) -> Running {
-    start_relay_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), relay, None).await
-}
-
 // ---------------------------------------------------------------- the daemon
-
-fn test_config(relay_addr: &str) -> Config {
-    let mut c = Config::default();
-    c.relay.address = relay_addr.to_owned();
-    c.relay.backoff_initial = Duration::from_millis(50);
-    c.relay.backoff_max = Duration::from_millis(200);
-    c.relay.connect_timeout = Duration::from_secs(2);
-    c
-}
 
 async fn start_daemon(cfg: Config) -> Running {
     start_daemon_input(cfg, Input::Relay).await
@@ -176,36 +59,9 @@ async fn start_daemon_input(cfg: Config, input: Input) -> Running {
     }
 }
 
-fn ts(seconds: i64) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds, nanos: 0 }
-}
-
-fn flow(uuid: &str, node: &str, ns: &str, secs: i64) -> GetFlowsResponse {
-    GetFlowsResponse {
-        response_types: Some(ResponseTypes::Flow(Flow {
-            uuid: uuid.into(),
-            node_name: node.into(),
-            verdict: Verdict::Dropped as i32,
-            time: Some(ts(secs)),
-            traffic_direction: TrafficDirection::Egress as i32,
-            drop_reason_desc: hubble_noise::api::flow::DropReason::PolicyDenied as i32,
-            source: Some(Endpoint {
-                namespace: ns.into(),
-                pod_name: format!("{ns}-pod"),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })),
-        node_name: node.into(),
-        time: Some(ts(secs)),
-    }
-}
-
 fn flows_total(text: &str) -> f64 {
     sum(text, "hubble_noise_flows_total", &[])
 }
-
-const T0: i64 = 1_790_000_000;
 
 // ---------------------------------------------------------------- tests
 

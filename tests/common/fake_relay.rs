@@ -113,7 +113,15 @@ impl Drop for Running {
 }
 
 pub async fn start_relay_tls(relay: FakeRelay, tls: Option<ServerTlsConfig>) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_relay_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), relay, tls).await
+}
+
+/// Serves `relay` on a listener the test bound (e.g. at an address a daemon already uses).
+pub async fn start_relay_on(
+    listener: TcpListener,
+    relay: FakeRelay,
+    tls: Option<ServerTlsConfig>,
+) -> Running {
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = oneshot::channel::<()>();
     let mut builder = Server::builder();
