@@ -130,6 +130,10 @@ pub struct MetricsConfig {
     pub max_series: usize,
     /// Exemplars (flow uuid, node) on the unexpected series.
     pub exemplars: bool,
+    /// A client whose response write stays blocked this long (it stopped reading) is
+    /// disconnected and counted in `hubble_noise_http_clients_stalled_total`.
+    #[serde(with = "duration_str")]
+    pub client_stall_timeout: Duration,
 }
 
 impl Default for MetricsConfig {
@@ -139,6 +143,7 @@ impl Default for MetricsConfig {
             labels: vec!["source_namespace".into(), "destination_namespace".into()],
             max_series: 10_000,
             exemplars: true,
+            client_stall_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -405,6 +410,12 @@ impl Config {
                     format!("unknown label {l:?}; known: {}", CONTEXT_LABELS.join(", ")),
                 ));
             }
+        }
+        if self.metrics.client_stall_timeout.is_zero() {
+            return Err(err(
+                &["metrics", "client_stall_timeout"],
+                "must be above 0".into(),
+            ));
         }
         if self.metrics.max_series == 0 {
             return Err(err(&["metrics", "max_series"], "must be at least 1".into()));

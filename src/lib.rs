@@ -38,5 +38,6 @@ pub mod policy;
 pub mod rules;
 pub mod server;
 pub mod source;
+pub mod stall;
 pub mod synth;
 pub mod watcher;

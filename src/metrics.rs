@@ -106,6 +106,7 @@ pub struct Metrics {
     dns_cache_entries: Gauge,
     reload_ok: Gauge,
     reload_ok_time: FGauge,
+    http_stalled: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -299,6 +300,12 @@ impl Metrics {
             "Time of the last successful configuration (re)load",
             reload_ok_time.clone(),
         );
+        let http_stalled = Counter::default();
+        r.register(
+            "http_clients_stalled",
+            "HTTP connections closed because the client stopped reading its response",
+            http_stalled.clone(),
+        );
         let build_info = Family::<Labels, Gauge>::default();
         r.register(
             "build_info",
@@ -356,6 +363,7 @@ impl Metrics {
             dns_cache_entries,
             reload_ok,
             reload_ok_time,
+            http_stalled,
         }
     }
 
@@ -600,6 +608,11 @@ impl Metrics {
     pub fn set_dns_cache_entries(&self, n: usize) {
         self.dns_cache_entries
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts an HTTP connection closed because its client stopped reading.
+    pub fn record_http_client_stalled(&self) {
+        self.http_stalled.inc();
     }
 
     /// Records the result of a configuration (re)load.

@@ -41,7 +41,13 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Where `POST /-/reload` sends its request; `None` when reloading is not possible.
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// How long a response write may stay blocked on a client that does not read.
+    pub write_stall_timeout: std::time::Duration,
 }
+
+/// How long a response write may stay blocked on a client that does not read before the
+/// connection is closed (a scrape of 10,000 series is a few hundred kilobytes).
+pub const WRITE_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl AppState {
     /// A state that is not ready yet.
@@ -50,6 +56,7 @@ impl AppState {
             metrics,
             ready: AtomicBool::new(false),
             reload,
+            write_stall_timeout: WRITE_STALL_TIMEOUT,
         }
     }
 }
@@ -145,7 +152,7 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -154,17 +161,31 @@ pub async fn serve(
                     }
                 };
                 let state = state.clone();
+                let state_for_conn = state.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |req| handle(state.clone(), req));
                     // A client that never finishes its request headers is dropped, so idle
                     // or hostile connections do not pile up.
+                    // A client that stops reading its response (a stuck or hostile scraper) is
+                    // dropped too, after WRITE_STALL_TIMEOUT without progress.
+                    let metrics = state_for_conn.metrics.clone();
+                    let guarded = crate::stall::StallGuard::new(stream, state_for_conn.write_stall_timeout);
                     if let Err(e) = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection(TokioIo::new(guarded), svc)
                         .await
                     {
-                        tracing::debug!(error = %e, "http connection ended");
+                        if crate::stall::is_stall(&e) {
+                            metrics.record_http_client_stalled();
+                            tracing::warn!(
+                                peer = %peer,
+                                error = %e,
+                                "HTTP client stopped reading its response; connection closed"
+                            );
+                        } else {
+                            tracing::debug!(error = %e, "http connection ended");
+                        }
                     }
                 });
             }

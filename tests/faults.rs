@@ -242,6 +242,60 @@ async fn slow_scraper_blocks_neither_scrapes_nor_counting() {
     assert!(got.starts_with(b"HTTP/1.1 200"), "{got:?}");
 }
 
+/// A scraper that asks and then never reads: once the response no longer fits in the socket
+/// buffers and stays blocked for `metrics.client_stall_timeout`, the connection is closed,
+/// counted and logged; other scrapes are answered throughout.
+#[tokio::test]
+async fn stuck_scraper_is_disconnected_counted_and_logged() {
+    common::fake_relay::init_logs();
+    let relay = FakeRelay::default();
+    let r = start_relay(relay.clone()).await;
+    let mut cfg = test_config(&format!("http://{}", r.addr));
+    cfg.metrics.labels = vec!["source_namespace".into(), "source_pod".into()];
+    cfg.metrics.client_stall_timeout = Duration::from_millis(500);
+    cfg.metrics.max_series = 30_000;
+    let d = start_daemon(cfg, None).await;
+    wait_for(d.addr, "connected", |t| {
+        sum(t, "hubble_noise_relay_connected", &[]) == 1.0
+    })
+    .await;
+    // Enough series that a scrape (about 12 MB) is far larger than the socket buffers (the
+    // kernel's send buffer grows to 4 MB).
+    let long = "n".repeat(100);
+    for i in 0..30_000 {
+        assert!(
+            relay
+                .send_held(flow(&format!("u{i}"), "n1", &format!("{long}-{i:05}"), T0))
+                .await
+        );
+    }
+    wait_for(d.addr, "30000 flows", |t| flows_total(t) == 30_000.0).await;
+    let mut stuck = Vec::new();
+    for _ in 0..4 {
+        // A small receive window, so that the response backs up quickly.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(d.addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stuck.push(s); // never read
+    }
+    let text = wait_for(d.addr, "stuck scrapers disconnected", |t| {
+        sum(t, "hubble_noise_http_clients_stalled_total", &[]) >= 4.0
+    })
+    .await;
+    assert!(
+        text.contains("hubble_noise_build_info"),
+        "served throughout"
+    );
+    wait_logged(&["stopped reading"]).await;
+    // Recovered: a normal scrape works and counting goes on.
+    assert!(relay.send_held(flow("after", "n1", "late", T0)).await);
+    wait_for(d.addr, "counting goes on", |t| flows_total(t) == 30_001.0).await;
+    drop(stuck);
+}
+
 // ---------------------------------------------------------------- TLS
 
 fn ca(name: &str) -> (rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, String) {

@@ -140,7 +140,9 @@ pub async fn run_daemon(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
 
-    let state = Arc::new(AppState::new(metrics.clone(), Some(reload_tx)));
+    let mut state = AppState::new(metrics.clone(), Some(reload_tx));
+    state.write_stall_timeout = cfg.metrics.client_stall_timeout;
+    let state = Arc::new(state);
     state.ready.store(true, Ordering::Relaxed);
 
     let mut tasks = tokio::task::JoinSet::new();
