@@ -1,49 +1,11 @@
 //! `replay` and `check` end to end: real recordings, golden output, bad input, exit codes.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hubble-noise"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c.env_remove("HUBBLE_NOISE_CONFIG");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("binary runs")
-}
-
-fn fixtures() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} not found", p.display());
-        None
-    }
-}
-
-fn recordings(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("readable fixture dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("json" | "ndjson")
-            ) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use common::cli::{bin, fixtures, recordings, run};
 
 /// What a correct replay counts, computed from the raw JSON without the project's code:
 /// DROPPED/AUDIT flows, minus policy drop notifications, minus repeated (node, uuid).

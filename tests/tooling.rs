@@ -1,54 +1,15 @@
 //! The rule-writer's tools end to end: `suggest` round trips, `test`, `replay --explain`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hubble-noise"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c.env_remove("HUBBLE_NOISE_CONFIG");
-    c
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    bin()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::cli::{fixtures, run, run_in, stdout};
 
 fn recordings() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    if !dir.is_dir() {
-        eprintln!("skipped: {} not found", dir.display());
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("readable") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("json" | "ndjson")
-            ) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    fixtures()
+        .map(|d| common::cli::recordings(&d))
+        .unwrap_or_default()
 }
 
 fn classes(jsonl: &str) -> Vec<String> {

@@ -1,0 +1,63 @@
+//! Running the `hubble-noise` binary from tests, and finding the real recordings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary, run from the repository root, with no config from the environment.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hubble-noise"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("HUBBLE_NOISE_CONFIG");
+    c
+}
+
+/// Runs the binary with `args`.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+/// Runs the binary with `args` in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `../shared/fixtures/real`, or `None` (saying it was skipped) when it is not there.
+pub fn fixtures() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: {} not found", p.display());
+        None
+    }
+}
+
+/// Every recording (`*.json`, `*.ndjson`) below `dir`, sorted.
+pub fn recordings(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable fixture dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("json" | "ndjson")
+            ) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
