@@ -39,6 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "::pbjson::private::NumberDeserialize",
             "crate::api::json::Number",
         );
+        let text = open_enums(&text);
+        // A pbjson that writes enum fields differently would leave closed enums behind.
+        if let Some(line) = text.lines().find(|l| l.contains("()? as i32")) {
+            return Err(format!("enum field not rewritten in {pkg}.serde.rs: {}", line.trim()).into());
+        }
         std::fs::write(&path, text)?;
     }
 
@@ -63,4 +68,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .build()]);
     Ok(())
+}
+
+/// Rewrites the generated enum fields to read through `crate::enums::JsonEnum`, which takes any
+/// number and any name (PRODUCT.md §2): pbjson's own reader refuses a value the schema lacks,
+/// which would make a whole line unreadable, and lists every valid name in its error.
+fn open_enums(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4096);
+    for line in text.split_inclusive('\n') {
+        out.push_str(&open_enum_line(line));
+    }
+    out
+}
+
+fn open_enum_line(line: &str) -> String {
+    const START: &str = "map_.next_value::<";
+    let Some(at) = line.find(START) else {
+        return line.to_owned();
+    };
+    let rest = &line[at + START.len()..];
+    if let Some(inner) = rest.strip_prefix("Vec<") {
+        if let Some(name) = ident(inner) {
+            let tail = ">>()?.into_iter().map(|x| x as i32).collect()";
+            if inner[name.len()..].starts_with(&tail) {
+                let after = &inner[name.len() + tail.len()..];
+                return format!(
+                    "{}{START}Vec<crate::enums::JsonEnum<{name}>>>()?.into_iter().map(|x| x.0).collect(){after}",
+                    &line[..at]
+                );
+            }
+        }
+    } else if let Some(name) = ident(rest) {
+        let tail = ">()? as i32";
+        if rest[name.len()..].starts_with(tail) {
+            let after = &rest[name.len() + tail.len()..];
+            return format!(
+                "{}{START}crate::enums::JsonEnum<{name}>>()?.0{after}",
+                &line[..at]
+            );
+        }
+    }
+    line.to_owned()
+}
+
+/// The identifier (a type name: upper-case first) at the start of `s`.
+fn ident(s: &str) -> Option<&str> {
+    let n = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    (n > 0 && s.starts_with(|c: char| c.is_ascii_uppercase())).then(|| &s[..n])
 }

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use crate::api::flow::{DropReason, Endpoint, Flow, TrafficDirection, Verdict, layer4};
+use crate::enums::Open;
 
 /// The transport protocol of a flow, as far as ports are concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,6 +21,10 @@ pub enum Proto {
     Icmpv4,
     /// ICMPv6 (no ports).
     Icmpv6,
+    /// VRRP (no ports; Cilium 1.19+).
+    Vrrp,
+    /// IGMP (no ports; Cilium 1.19+).
+    Igmp,
     /// No L4 information.
     Unknown,
 }
@@ -33,6 +38,8 @@ impl Proto {
             Proto::Sctp => "SCTP",
             Proto::Icmpv4 => "ICMPv4",
             Proto::Icmpv6 => "ICMPv6",
+            Proto::Vrrp => "VRRP",
+            Proto::Igmp => "IGMP",
             Proto::Unknown => "",
         }
     }
@@ -101,10 +108,17 @@ pub struct FlowCtx<'a> {
     pub node: &'a str,
     /// Verdict (unknown numbers map to `VerdictUnknown`).
     pub verdict: Verdict,
-    /// Traffic direction.
+    /// Traffic direction (a number the schema lacks is `Unknown` here: it matches neither
+    /// ingress nor egress; [`FlowCtx::direction_value`] keeps it for labels).
     pub direction: TrafficDirection,
-    /// Drop reason: `drop_reason_desc`, or the deprecated numeric `drop_reason`.
-    pub drop_reason: DropReason,
+    /// Traffic direction as the flow carries it, possibly a value the schema lacks.
+    pub direction_value: Open<TrafficDirection>,
+    /// Drop reason: `drop_reason_desc`, or the deprecated numeric `drop_reason` (see
+    /// [`crate::enums::drop_reason`]); possibly a value the schema lacks.
+    pub drop_reason: Open<DropReason>,
+    /// How many flows this record stands for: 1, or the counts of an aggregated flow
+    /// (`aggregate`, PRODUCT.md §3).
+    pub flows: u64,
     /// Transport protocol.
     pub proto: Proto,
     /// The flow's time in Unix seconds (with fraction), from the flow or else the response.
@@ -115,9 +129,33 @@ pub struct FlowCtx<'a> {
     pub destination: Side<'a>,
 }
 
-/// The seconds since the Unix epoch of a protobuf timestamp.
+/// The seconds since the Unix epoch of a protobuf timestamp. Total: any `seconds` (±2^63) and
+/// any `nanos` (even out of range or negative) give a finite number, never a panic.
 pub fn unix_seconds(ts: &pbjson_types::Timestamp) -> f64 {
+    // i64 to f64 rounds but cannot fail; the sum of two finite values this small is finite.
     ts.seconds as f64 + f64::from(ts.nanos) / 1e9
+}
+
+/// The wall-clock time of Unix seconds, when the platform can represent it: `None` for
+/// negative, non-finite or too large values (a flow's time comes from the wire: never panic).
+pub fn system_time(unix_seconds: f64) -> Option<std::time::SystemTime> {
+    if !(unix_seconds >= 0.0) {
+        return None;
+    }
+    let d = std::time::Duration::try_from_secs_f64(unix_seconds).ok()?;
+    std::time::UNIX_EPOCH.checked_add(d)
+}
+
+/// How many flows a flow record stands for: the sum of an aggregated flow's counts (at least
+/// 1), else 1. Saturating: the three `uint32` counts cannot overflow a `u64`, but the sum is
+/// checked all the same.
+pub fn flow_count(flow: &Flow) -> u64 {
+    flow.aggregate.as_ref().map_or(1, |a| {
+        u64::from(a.ingress_flow_count)
+            .saturating_add(u64::from(a.egress_flow_count))
+            .saturating_add(u64::from(a.unknown_direction_flow_count))
+            .max(1)
+    })
 }
 
 impl<'a> FlowCtx<'a> {
@@ -134,8 +172,8 @@ impl<'a> FlowCtx<'a> {
             flow.node_name.as_str()
         };
         let verdict = Verdict::try_from(flow.verdict).unwrap_or(Verdict::Unknown);
-        let direction =
-            TrafficDirection::try_from(flow.traffic_direction).unwrap_or(TrafficDirection::Unknown);
+        let direction_value = Open::<TrafficDirection>::new(flow.traffic_direction);
+        let direction = direction_value.known().unwrap_or(TrafficDirection::Unknown);
         let drop_reason = drop_reason_of(flow);
         let (proto, sport, dport) = l4(flow);
         let time = flow.time.as_ref().or(response_time).map(unix_seconds);
@@ -167,7 +205,9 @@ impl<'a> FlowCtx<'a> {
             node,
             verdict,
             direction,
+            direction_value,
             drop_reason,
+            flows: flow_count(flow),
             proto,
             time,
             source,
@@ -194,6 +234,8 @@ pub fn l4(flow: &Flow) -> (Proto, u32, u32) {
         Some(layer4::Protocol::Sctp(s)) => (Proto::Sctp, s.source_port, s.destination_port),
         Some(layer4::Protocol::IcmPv4(_)) => (Proto::Icmpv4, 0, 0),
         Some(layer4::Protocol::IcmPv6(_)) => (Proto::Icmpv6, 0, 0),
+        Some(layer4::Protocol::Vrrp(_)) => (Proto::Vrrp, 0, 0),
+        Some(layer4::Protocol::Igmp(_)) => (Proto::Igmp, 0, 0),
         None => (Proto::Unknown, 0, 0),
     }
 }
@@ -208,15 +250,10 @@ fn port(p: u32) -> Option<u16> {
     u16::try_from(p).ok().filter(|p| *p != 0)
 }
 
-/// The drop reason of a flow: `drop_reason_desc`, else the deprecated numeric `drop_reason`.
-pub fn drop_reason_of(flow: &Flow) -> DropReason {
-    match DropReason::try_from(flow.drop_reason_desc) {
-        Ok(DropReason::Unknown) | Err(_) => i32::try_from(flow.drop_reason)
-            .ok()
-            .and_then(|n| DropReason::try_from(n).ok())
-            .unwrap_or(DropReason::Unknown),
-        Ok(r) => r,
-    }
+/// The drop reason of a flow: `drop_reason_desc`, else the deprecated numeric `drop_reason`
+/// (see [`crate::enums::drop_reason`]).
+pub fn drop_reason_of(flow: &Flow) -> Open<DropReason> {
+    crate::enums::drop_reason(flow.drop_reason_desc, flow.drop_reason)
 }
 
 /// Whether Hubble marked the flow as a reply (`is_reply`); false when unknown.

@@ -8,6 +8,7 @@
 //! - [`api`]: generated protobuf / gRPC / JSON types of Hubble's API (`proto/`).
 //! - [`config`]: defaults < `config.toml` < environment.
 //! - [`flow`]: the matcher's view of one flow.
+//! - [`enums`]: enum values the schema may not know (newer Cilium): read, counted, labelled.
 //! - [`located`]: errors that name file, line, column and key.
 //! - [`metrics`]: every Prometheus metric, the cardinality guard.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`.
@@ -25,6 +26,7 @@ pub mod cmd;
 pub mod config;
 pub mod dedup;
 pub mod dns;
+pub mod enums;
 pub mod explain;
 pub mod flow;
 pub mod fuzz;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::CounterWithExemplar;
@@ -24,8 +24,9 @@ use crate::api::observer::get_flows_response::ResponseTypes;
 use crate::api::relay::{NodeState, NodeStatusEvent};
 use crate::classify::{Classifier, Decision};
 use crate::config::MetricsConfig;
-use crate::flow::{FlowCtx, unix_seconds};
-use crate::output::{direction_name, drop_reason_name, verdict_name};
+use crate::enums::{Open, direction_label};
+use crate::flow::{FlowCtx, system_time, unix_seconds};
+use crate::output::{drop_reason_label, verdict_name};
 use crate::pipeline::Outcome;
 use crate::rules::{Class, Rule};
 
@@ -99,6 +100,8 @@ pub struct Metrics {
     relay_nodes: Family<Labels, Gauge>,
     node_states: Mutex<HashMap<String, NodeState>>,
     lost_events: Family<Labels, Counter>,
+    /// Lost-event sources the schema lacks that have a series of their own.
+    lost_sources: Mutex<std::collections::HashSet<i32>>,
     last_flow: FGauge,
     duplicates: Counter,
     decode_errors: Family<Labels, Counter>,
@@ -132,12 +135,27 @@ pub fn now_seconds() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The label value of a lost-event source: the enum name in lower case.
+/// The label value of a lost-event source: the enum name in lower case, or the number for a
+/// source the schema lacks (a newer Cilium).
 pub fn lost_source_name(source: i32) -> String {
-    LostEventSource::try_from(source)
-        .unwrap_or(LostEventSource::UnknownLostEventSource)
-        .as_str_name()
+    Open::<LostEventSource>::new(source)
+        .label()
         .to_ascii_lowercase()
+}
+
+/// The most lost-event sources the schema lacks that get a series of their own (labelled
+/// with their number); events from further ones count under `source="other"`.
+pub const MAX_LOST_SOURCES: usize = 16;
+
+/// The latest exemplar time written (9999-12-31T23:59:59Z): a later flow time, which only a
+/// broken or hostile sender writes, gets an exemplar without a time.
+pub const MAX_EXEMPLAR_TIME: f64 = 253_402_300_799.0;
+
+/// Adds `n` to a counter's value, stopping at `u64::MAX` instead of wrapping round to a small
+/// number (which Prometheus would read as a counter reset).
+fn saturating_add(v: &AtomicU64, n: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = v.fetch_update(Relaxed, Relaxed, |cur| Some(cur.saturating_add(n)));
 }
 
 fn node_state_name(s: NodeState) -> Option<&'static str> {
@@ -197,7 +215,7 @@ fn full_context_value<'a>(
             .names
             .first()
             .map_or(Cow::Borrowed(""), |n| Cow::Owned(crate::dns::normalize(n))),
-        "drop_reason" => Cow::Borrowed(drop_reason_name(ctx.drop_reason).unwrap_or("")),
+        "drop_reason" => drop_reason_label(ctx.drop_reason),
         "node" => Cow::Borrowed(ctx.node),
         "attribution" => Cow::Borrowed(d.attribution.as_str()),
         _ => Cow::Borrowed(""),
@@ -356,6 +374,7 @@ impl Metrics {
             relay_nodes,
             node_states: Mutex::new(HashMap::new()),
             lost_events,
+            lost_sources: Mutex::new(std::collections::HashSet::new()),
             last_flow,
             duplicates,
             decode_errors,
@@ -455,12 +474,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one classified flow in `hubble_noise_flows_total` and its rule's metrics.
+    /// Counts one classified flow in `hubble_noise_flows_total` and its rule's metrics: as many
+    /// flows as it stands for ([`FlowCtx::flows`]: an aggregated flow counts its counts).
     pub fn record_flow(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier) {
         let class = d.class.as_str();
         let verdict = verdict_name(ctx.verdict);
-        let direction = direction_name(ctx.direction);
-        let base = [class, verdict, d.reason, direction];
+        let direction = direction_label(ctx.direction_value);
+        let direction = &*direction;
+        let mut base = [class, verdict, d.reason, direction];
         let time = ctx.time.unwrap_or_else(now_seconds);
         let wants_exemplar = self.exemplars && d.class == Class::Unexpected;
         let (counter, refresh_exemplar) = {
@@ -474,6 +495,11 @@ impl Metrics {
             let overflow = !s.by_key.contains_key(s.key.as_str()) && s.regular >= self.max_series;
             if overflow {
                 self.series_overflow.inc();
+                // A direction the schema lacks is a number a sender chose: past the cap it
+                // would make new series without end, so it overflows too.
+                if !matches!(direction, "ingress" | "egress" | "unknown") {
+                    base[3] = OVERFLOW;
+                }
                 push_key(&mut s.key, base);
                 let _ = write!(s.key, "{OVERFLOW}\u{1f}");
             }
@@ -492,7 +518,7 @@ impl Metrics {
                     ("class", class),
                     ("verdict", verdict),
                     ("reason", d.reason),
-                    ("direction", direction),
+                    ("direction", base[3]),
                 ]);
                 for name in &self.context_labels {
                     let v = if overflow {
@@ -516,27 +542,38 @@ impl Metrics {
                 ("uuid", truncate_label(&ctx.flow.uuid, 64)),
                 ("node", truncate_label(ctx.node, 48)),
             ]);
+            // The flow's time comes from the wire: any i64 seconds. Only a time the platform
+            // and OpenMetrics can carry becomes the exemplar's timestamp (checked conversion:
+            // an overflow here once panicked a worker).
             let ts = ctx
                 .time
-                .filter(|t| t.is_finite() && *t >= 0.0)
-                .map(|t| UNIX_EPOCH + Duration::from_secs_f64(t));
-            counter.inc_by(1, Some(exemplar), ts);
+                .filter(|t| *t <= MAX_EXEMPLAR_TIME)
+                .and_then(system_time);
+            let room = u64::MAX - counter.inner().load(std::sync::atomic::Ordering::Relaxed);
+            if ctx.flows <= room {
+                counter.inc_by(ctx.flows, Some(exemplar), ts);
+            } else {
+                saturating_add(&counter.inner(), ctx.flows);
+            }
         } else {
             // Through the inner atomic, which leaves the last exemplar in place.
-            counter
-                .inner()
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            saturating_add(&counter.inner(), ctx.flows);
         }
         if let Some(rule) = d.rule.and_then(|i| classifier.rules.rules().get(i)) {
-            self.record_rule_match(&rule.name, ctx.time);
+            self.record_rule_matches(&rule.name, ctx.time, ctx.flows);
         }
     }
 
     /// Counts a flow decided by the rule `name` at `time` (the flow's time, else now).
     pub fn record_rule_match(&self, name: &str, time: Option<f64>) {
+        self.record_rule_matches(name, time, 1);
+    }
+
+    /// Counts `flows` flows (an aggregated flow's count) decided by the rule `name` at `time`.
+    pub fn record_rule_matches(&self, name: &str, time: Option<f64>, flows: u64) {
         let handles = self.rule_handles.read().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = handles.get(name) {
-            h.matches.inc();
+            saturating_add(h.matches.inner(), flows);
             h.last_match.set(time.unwrap_or_else(now_seconds));
         }
     }
@@ -552,9 +589,22 @@ impl Metrics {
 
     /// Counts events lost upstream.
     pub fn record_lost(&self, l: &LostEvent) {
-        self.lost_events
-            .get_or_create(&labels(&[("source", &lost_source_name(l.source))]))
-            .inc_by(l.num_events_lost);
+        let known = LostEventSource::try_from(l.source).is_ok();
+        let source = {
+            let mut other = self.lost_sources.lock().unwrap_or_else(|e| e.into_inner());
+            if known || other.contains(&l.source) || other.len() < MAX_LOST_SOURCES {
+                if !known {
+                    other.insert(l.source);
+                }
+                lost_source_name(l.source)
+            } else {
+                "other".to_owned()
+            }
+        };
+        let counter = self
+            .lost_events
+            .get_or_create_owned(&labels(&[("source", &source)]));
+        saturating_add(counter.inner(), l.num_events_lost);
     }
 
     /// Applies a relay node-status event to `hubble_noise_relay_nodes`.

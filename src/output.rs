@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
+use std::borrow::Cow;
+
 use crate::api::flow::{DropReason, TrafficDirection, Verdict};
+use crate::enums::Open;
 use crate::flow::{FlowCtx, Side};
 
 /// RFC 3339 with nanoseconds and `Z`, as Hubble prints times.
@@ -52,9 +55,15 @@ pub fn direction_name(d: TrafficDirection) -> &'static str {
     }
 }
 
-/// The drop reason name, or `None` when there is none (AUDIT verdicts).
-pub fn drop_reason_name(r: DropReason) -> Option<&'static str> {
-    (r != DropReason::Unknown).then(|| r.as_str_name())
+/// The drop reason label: the upstream name, a newer name `hubble` printed, or the number
+/// (`"250"`); `None` when there is none (AUDIT verdicts).
+pub fn drop_reason_name(r: Open<DropReason>) -> Option<Cow<'static, str>> {
+    (!r.is(DropReason::Unknown)).then(|| r.label())
+}
+
+/// [`drop_reason_name`], or "" when there is none.
+pub fn drop_reason_label(r: Open<DropReason>) -> Cow<'static, str> {
+    drop_reason_name(r).unwrap_or(Cow::Borrowed(""))
 }
 
 /// `namespace/pod`, else the IP, else `unknown`.

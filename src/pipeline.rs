@@ -139,11 +139,13 @@ pub fn is_policy_drop_twin(flow: &Flow) -> bool {
         return false;
     }
     // The reason is in drop_reason_desc / drop_reason, and in the event's sub_type.
-    let reason = match drop_reason_of(flow) {
-        DropReason::Unknown => DropReason::try_from(et.sub_type).unwrap_or(DropReason::Unknown),
-        r => r,
+    let reason = drop_reason_of(flow);
+    let reason = if reason.is_zero() {
+        crate::enums::Open::new(et.sub_type)
+    } else {
+        reason
     };
-    POLICY_DROP_REASONS.contains(&reason)
+    POLICY_DROP_REASONS.iter().any(|r| *r == reason)
 }
 
 #[cfg(test)]

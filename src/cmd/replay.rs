@@ -28,10 +28,10 @@ pub struct Record<'a> {
     pub node: &'a str,
     /// Verdict name.
     pub verdict: &'static str,
-    /// Drop reason name, or null.
-    pub drop_reason: Option<&'static str>,
-    /// `ingress`, `egress`, `unknown`.
-    pub direction: &'static str,
+    /// Drop reason name (the number, as a string, for one no Cilium release has), or null.
+    pub drop_reason: Option<std::borrow::Cow<'static, str>>,
+    /// `ingress`, `egress`, `unknown` (or a newer direction's name or number).
+    pub direction: std::borrow::Cow<'static, str>,
     /// `expected` or `unexpected`.
     pub class: &'static str,
     /// The reason label.
@@ -46,6 +46,9 @@ pub struct Record<'a> {
     pub destination: String,
     /// Names known for the destination.
     pub names: Vec<String>,
+    /// How many flows an aggregated flow (`aggregate`) stands for; absent on ordinary flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<u64>,
     /// With `--explain`: why, one line per fact.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Vec<String>>,
@@ -66,7 +69,7 @@ impl<'a> Record<'a> {
             node: ctx.node,
             verdict: output::verdict_name(ctx.verdict),
             drop_reason: output::drop_reason_name(ctx.drop_reason),
-            direction: output::direction_name(ctx.direction),
+            direction: crate::enums::direction_label(ctx.direction_value),
             class: d.class.as_str(),
             reason: d.reason,
             rule,
@@ -74,6 +77,7 @@ impl<'a> Record<'a> {
             source: output::endpoint(&ctx.source),
             destination: output::destination(ctx),
             names: output::names(&ctx.destination),
+            flows: ctx.flow.aggregate.is_some().then_some(ctx.flows),
             explain: explain.then(|| crate::explain::explain(classifier, ctx, d)),
         }
     }
@@ -107,8 +111,7 @@ impl Totals {
         self.by_reason
             .iter()
             .filter(|((c, _), _)| *c == class)
-            .map(|(_, n)| n)
-            .sum()
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n))
     }
 }
 
@@ -170,7 +173,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 Outcome::Twin => totals.twins += 1,
                 Outcome::Duplicate => totals.duplicates += 1,
                 Outcome::NotCounted => totals.not_counted += 1,
-                Outcome::Lost(l) => totals.lost += l.num_events_lost,
+                Outcome::Lost(l) => totals.lost = totals.lost.saturating_add(l.num_events_lost),
                 Outcome::NodeStatus(_) | Outcome::Empty => {}
             }
             ControlFlow::Continue(())
@@ -227,12 +230,13 @@ fn write_explained(out: &mut impl Write, rec: &Record<'_>) -> std::io::Result<()
 }
 
 fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
-    *t.by_reason
-        .entry((d.class, d.reason.to_string()))
-        .or_default() += 1;
+    // An aggregated flow counts the flows it stands for, like `hubble_noise_flows_total`.
+    let n = ctx.flows;
+    let total = t.by_reason.entry((d.class, d.reason.to_string())).or_default();
+    *total = total.saturating_add(n);
     if let Some(i) = d.rule {
         if let Some(h) = t.rule_hits.get_mut(i) {
-            *h += 1;
+            *h = h.saturating_add(n);
         }
     }
     if d.class == Class::Unexpected {
@@ -244,9 +248,11 @@ fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
                 None => n,
             })
             .unwrap_or_else(|| output::destination(ctx));
-        *t.unexpected_groups
+        let group = t
+            .unexpected_groups
             .entry((output::workload(&ctx.source), dst))
-            .or_default() += 1;
+            .or_default();
+        *group = group.saturating_add(n);
     }
 }
 

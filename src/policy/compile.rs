@@ -100,8 +100,8 @@ impl DenyMatcher {
         let policy_verdict = match ctx.verdict {
             Verdict::Audit => true,
             Verdict::Dropped => matches!(
-                ctx.drop_reason,
-                DropReason::PolicyDenied | DropReason::PolicyDeny
+                ctx.drop_reason.known(),
+                Some(DropReason::PolicyDenied | DropReason::PolicyDeny)
             ),
             _ => false,
         };

@@ -9,7 +9,7 @@ use super::labels::LabelSelector;
 use super::matcher::{CompiledMatch, SideMatch, in_force};
 use super::port::PortSpec;
 use crate::flow::{FlowCtx, Side};
-use crate::output::{direction_name, drop_reason_name};
+use crate::output::{direction_name, drop_reason_label};
 
 /// One key of a rule tested against a flow.
 #[derive(Clone, Debug, PartialEq)]
@@ -276,7 +276,7 @@ pub(crate) fn explain(m: &CompiledMatch, expires: Option<f64>, ctx: &FlowCtx<'_>
         &m.drop_reason
             .as_ref()
             .map(|v| v.iter().map(|d| d.as_str_name()).collect::<Vec<_>>()),
-        drop_reason_name(ctx.drop_reason).unwrap_or(""),
+        &drop_reason_label(ctx.drop_reason),
         |_| {
             m.drop_reason
                 .iter()

@@ -121,7 +121,7 @@ impl CompiledMatch {
             && self
                 .drop_reason
                 .as_ref()
-                .is_none_or(|v| v.contains(&ctx.drop_reason))
+                .is_none_or(|v| v.iter().any(|d| *d == ctx.drop_reason))
             && self.policy_log.as_ref().is_none_or(|v| {
                 ctx.flow
                     .policy_log

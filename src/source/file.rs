@@ -112,21 +112,45 @@ fn memchr(b: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', b)
 }
 
-/// Decodes one line. Blank lines give `Ok(None)`.
+/// The longest error message about one line, in bytes: the JSON reader quotes offending
+/// strings, which a hostile line can make as long as itself.
+pub const MAX_MESSAGE: usize = 200;
+
+/// One short line: control characters (a newline would forge a log line) become spaces and the
+/// text is cut at [`MAX_MESSAGE`] bytes with `…`.
+pub fn short_message(m: &str) -> String {
+    let mut out = String::with_capacity(m.len().min(MAX_MESSAGE + 3));
+    for c in m.chars() {
+        if out.len() + c.len_utf8() > MAX_MESSAGE {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+/// Decodes one line. Blank lines give `Ok(None)`. The error is one short line
+/// ([`short_message`]).
 pub fn decode_line(line: &[u8]) -> Result<Option<GetFlowsResponse>, String> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     serde_json::from_slice::<GetFlowsResponse>(line)
         .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(|e| short_message(&e.to_string()))
 }
 
 /// Whether a line must be decoded in full: it may hold a DROPPED or AUDIT flow (a `verdict`
 /// key whose value is one of those names, or a number), an L7 DNS record (names are learned
 /// from it), or a `lost_events` / `node_status` message. A line without any of these can only
 /// be a flow that is not counted, so it is merely checked to be JSON, which is several times
-/// cheaper. The test leans to decoding: anything it does not recognise is decoded.
+/// cheaper. The test leans to decoding: anything it does not recognise is decoded, and so is
+/// any line with a `\u` escape (a key could be spelt `"verd\u0069ct"`).
+///
+/// An unknown verdict *name* is skipped: it is never counted (PRODUCT.md §3). A verdict written
+/// as a string of digits (`"2"`) reads as unknown too (protobuf's JSON takes numbers only as
+/// numbers), so skipping it agrees with the full decoder.
 pub fn needs_decode(line: &[u8]) -> bool {
     static FINDERS: LazyLock<(Vec<Finder<'static>>, Finder<'static>)> = LazyLock::new(|| {
         let always = [
@@ -142,6 +166,9 @@ pub fn needs_decode(line: &[u8]) -> bool {
         )
     });
     let (always, verdict) = &*FINDERS;
+    if memchr::memmem::find(line, b"\\u").is_some() {
+        return true;
+    }
     // The verdict comes early in a flow line: look at it first.
     let key = verdict.needle();
     let mut rest = line;
@@ -378,7 +405,7 @@ fn decode_one(path: &Path, n: u64, line: Option<&[u8]>) -> Option<Result<Line, L
     if !needs_decode(buf) {
         return Some(match serde_json::from_slice::<serde::de::IgnoredAny>(buf) {
             Ok(_) => Ok(Line::NotCounted),
-            Err(e) => Err(err(LineErrorKind::Json, e.to_string())),
+            Err(e) => Err(err(LineErrorKind::Json, short_message(&e.to_string()))),
         });
     }
     match decode_line(buf) {
@@ -391,6 +418,7 @@ fn decode_one(path: &Path, n: u64, line: Option<&[u8]>) -> Option<Result<Line, L
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn lines(input: &[u8], max: usize) -> Vec<Option<Vec<u8>>> {
         let mut r = BufReader::with_capacity(4, input);
@@ -489,6 +517,65 @@ mod tests {
             if verdict == 2 || verdict == 4 || dns {
                 proptest::prop_assert!(needs_decode(line.as_bytes()), "{}", line);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The skip test and the full decoder agree on every way of writing a verdict: a line
+        /// skipped as uncountable never decodes to a DROPPED or AUDIT flow.
+        #[test]
+        fn a_skipped_line_is_never_a_counted_one(
+            value in proptest::prop_oneof![
+                proptest::sample::select(vec![
+                    "\"DROPPED\"", "\"AUDIT\"", "\"FORWARDED\"", "\"dropped\"", "\" DROPPED\"",
+                    "\"2\"", "\"4\"", "2", "4", "2.0", "4e0", "-2", "4294967298", "null",
+                    "\"D\\u0052OPPED\"", "\"NEW_VERDICT_99\"", "true", "\"\"",
+                ]).prop_map(str::to_owned),
+                "\"[A-Z_]{1,10}\"",
+                (0i64..10).prop_map(|n| n.to_string()),
+            ],
+            key in proptest::sample::select(vec!["verdict", "verd\\u0069ct", "Verdict"]),
+            space in proptest::sample::select(vec!["", " ", "\t"]),
+        ) {
+            let line = format!(r#"{{"flow":{{"{key}"{space}:{space}{value},"uuid":"u"}}}}"#);
+            if let Ok(Some(resp)) = decode_line(line.as_bytes()) {
+                if let Some(crate::api::observer::get_flows_response::ResponseTypes::Flow(f)) =
+                    resp.response_types
+                {
+                    if crate::pipeline::is_counted_verdict(&f) {
+                        proptest::prop_assert!(needs_decode(line.as_bytes()), "{}", line);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn errors_about_a_line_are_one_short_line() {
+        let long = "x".repeat(10_000);
+        let line = format!(r#"{{"flow":{{"verdict":"DROPPED","l4":"{long}\n"}}}}"#);
+        let err = decode_line(line.as_bytes()).expect_err("l4 is no string");
+        assert!(err.len() <= MAX_MESSAGE + 3, "{} bytes", err.len());
+        assert!(!err.contains('\n'));
+        // An unknown enum value is no error at all, and a wrong type for an enum a short one.
+        let err = decode_line(br#"{"flow":{"verdict":"DROPPED","drop_reason_desc":{}}}"#)
+            .expect_err("an object is no enum");
+        assert!(err.len() < 120, "{err}");
+    }
+
+    #[test]
+    fn unknown_enum_values_do_not_make_a_line_unreadable() {
+        for line in [
+            &br#"{"flow":{"verdict":"DROPPED","drop_reason_desc":"IGMP_HANDLED"}}"#[..],
+            br#"{"flow":{"verdict":"DROPPED","drop_reason_desc":250,"traffic_direction":9}}"#,
+            br#"{"flow":{"verdict":"DROPPED","drop_reason_desc":"DROP_NEW_IN_1_99","Type":"L9"}}"#,
+            br#"{"flow":{"verdict":"AUDIT","traffic_direction":"SIDEWAYS","l4":{"IGMP":{"type":17}}}}"#,
+            br#"{"flow":{"verdict":"NEW_VERDICT"}}"#,
+            br#"{"lost_events":{"source":"NEW_SOURCE","num_events_lost":"18446744073709551615"}}"#,
+            br#"{"node_status":{"state_change":77}}"#,
+        ] {
+            let r = decode_line(line);
+            assert!(matches!(r, Ok(Some(_))), "{}: {r:?}", String::from_utf8_lossy(line));
         }
     }
 
