@@ -42,7 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let text = open_enums(&text);
         // A pbjson that writes enum fields differently would leave closed enums behind.
         if let Some(line) = text.lines().find(|l| l.contains("()? as i32")) {
-            return Err(format!("enum field not rewritten in {pkg}.serde.rs: {}", line.trim()).into());
+            return Err(format!(
+                "enum field not rewritten in {pkg}.serde.rs: {}",
+                line.trim()
+            )
+            .into());
         }
         std::fs::write(&path, text)?;
     }

@@ -312,7 +312,10 @@ mod tests {
         assert_eq!(read::<DropReason>("\"not a name\""), Ok(0));
         assert_eq!(read::<DropReason>("\"drop_lower\""), Ok(0));
         assert_eq!(read::<DropReason>("\"199\""), Ok(0));
-        assert_eq!(read::<DropReason>(&format!("\"{}\"", "A".repeat(65))), Ok(0));
+        assert_eq!(
+            read::<DropReason>(&format!("\"{}\"", "A".repeat(65))),
+            Ok(0)
+        );
         let code = read::<DropReason>("\"DROP_FROM_THE_FUTURE\"").expect("reads");
         assert!(code < 0);
         assert_eq!(

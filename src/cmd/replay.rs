@@ -232,7 +232,10 @@ fn write_explained(out: &mut impl Write, rec: &Record<'_>) -> std::io::Result<()
 fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
     // An aggregated flow counts the flows it stands for, like `hubble_noise_flows_total`.
     let n = ctx.flows;
-    let total = t.by_reason.entry((d.class, d.reason.to_string())).or_default();
+    let total = t
+        .by_reason
+        .entry((d.class, d.reason.to_string()))
+        .or_default();
     *total = total.saturating_add(n);
     if let Some(i) = d.rule {
         if let Some(h) = t.rule_hits.get_mut(i) {
