@@ -94,7 +94,7 @@ fn open_enum_line(line: &str) -> String {
     if let Some(inner) = rest.strip_prefix("Vec<") {
         if let Some(name) = ident(inner) {
             let tail = ">>()?.into_iter().map(|x| x as i32).collect()";
-            if inner[name.len()..].starts_with(&tail) {
+            if inner[name.len()..].starts_with(tail) {
                 let after = &inner[name.len() + tail.len()..];
                 return format!(
                     "{}{START}Vec<crate::enums::JsonEnum<{name}>>>()?.into_iter().map(|x| x.0).collect(){after}",

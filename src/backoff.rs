@@ -34,9 +34,16 @@ impl Backoff {
     /// The delay before the next attempt; grows the following one.
     pub fn next_delay(&mut self) -> Duration {
         let base = self.current;
-        self.current = self.current.mul_f64(FACTOR).min(self.max);
+        // Checked: `mul_f64` panics when the product leaves Duration's range, and the bounds
+        // come from the config.
+        let times = |d: Duration, f: f64| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * f)
+                .unwrap_or(self.max)
+                .min(self.max)
+        };
+        self.current = times(self.current, FACTOR);
         let jitter = 1.0 + JITTER * (fastrand::f64() * 2.0 - 1.0);
-        base.mul_f64(jitter).min(self.max)
+        times(base, jitter)
     }
 
     /// Waits for [`Backoff::next_delay`] and returns the delay waited.
@@ -81,5 +88,20 @@ mod tests {
         let elapsed = start.elapsed();
         assert!(elapsed >= total && elapsed < total + Duration::from_secs(1));
         assert!(total > Duration::from_secs(60), "{total:?}");
+    }
+
+    /// `relay.backoff_initial` of 1e19 s once reached `Duration::mul_f64`, which panics when
+    /// the product leaves Duration's range.
+    #[test]
+    fn backoff_at_the_end_of_duration_is_no_panic() {
+        for initial in [
+            Duration::MAX,
+            Duration::from_secs(10_000_000_000_000_000_000),
+        ] {
+            let mut b = Backoff::new(initial, Duration::MAX);
+            for _ in 0..5 {
+                assert!(b.next_delay() <= Duration::MAX);
+            }
+        }
     }
 }

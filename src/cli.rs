@@ -79,8 +79,8 @@ pub struct RunArgs {
     /// With `--replay`: replay forever, with fresh uuids and current times.
     #[arg(long = "loop", requires = "replay")]
     pub r#loop: bool,
-    /// With `--replay`: flows per second (default: as fast as possible).
-    #[arg(long, value_name = "N", requires = "replay")]
+    /// With `--replay`: flows per second (default: as fast as possible), 0.001 to 1e9.
+    #[arg(long, value_name = "N", requires = "replay", value_parser = parse_rate)]
     pub rate: Option<f64>,
 }
 
@@ -144,4 +144,17 @@ pub struct BenchRelayArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+}
+
+/// `--rate`: a finite number of flows per second from 0.001 to 1e9; anything else would make
+/// the pacing arithmetic (seconds = flows / rate) overflow or never send.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if !(0.001..=1e9).contains(&r) {
+        return Err(format!("{s}: must be from 0.001 to 1e9 flows per second"));
+    }
+    Ok(r)
 }

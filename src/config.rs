@@ -426,6 +426,69 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        // Values at the ends of their types would overflow the arithmetic done with them
+        // (backoff growth, deadlines, `2 * max_entries`): refuse them with the key's name.
+        let durations = [
+            (
+                ["relay", "backoff_initial"],
+                self.relay.backoff_initial,
+                MAX_BACKOFF,
+            ),
+            (
+                ["relay", "backoff_max"],
+                self.relay.backoff_max,
+                MAX_BACKOFF,
+            ),
+            (
+                ["relay", "connect_timeout"],
+                self.relay.connect_timeout,
+                MAX_DURATION,
+            ),
+            (
+                ["relay", "keepalive_interval"],
+                self.relay.keepalive_interval,
+                MAX_DURATION,
+            ),
+            (
+                ["relay", "keepalive_timeout"],
+                self.relay.keepalive_timeout,
+                MAX_DURATION,
+            ),
+            (
+                ["relay", "resume_overlap"],
+                self.relay.resume_overlap,
+                MAX_DURATION,
+            ),
+            (
+                ["relay", "idle_timeout"],
+                self.relay.idle_timeout,
+                MAX_DURATION,
+            ),
+            (
+                ["metrics", "client_stall_timeout"],
+                self.metrics.client_stall_timeout,
+                MAX_DURATION,
+            ),
+            (["dns", "min_ttl"], self.dns.min_ttl, MAX_DURATION),
+        ];
+        for (keys, d, max) in durations {
+            if d > max {
+                return Err(err(
+                    &keys,
+                    format!("must be at most {}", duration_str::format(max)),
+                ));
+            }
+        }
+        let sizes = [
+            (["metrics", "max_series"], self.metrics.max_series),
+            (["classify", "dedup_window"], self.classify.dedup_window),
+            (["dns", "max_entries"], self.dns.max_entries),
+        ];
+        for (keys, n) in sizes {
+            if n > MAX_COUNT {
+                return Err(err(&keys, format!("must be at most {MAX_COUNT}")));
+            }
+        }
         for t in &self.classify.expected_log_tags {
             if t.is_empty() || t.len() > 255 {
                 return Err(err(
@@ -450,6 +513,16 @@ fn env_value(v: &str) -> figment::value::Value {
     }
     figment::value::Value::from(v.to_owned())
 }
+
+/// The longest reconnect backoff bound accepted (`relay.backoff_initial`, `backoff_max`).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(86_400);
+
+/// The longest timeout, interval or TTL floor accepted (365 days).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// The largest count accepted for `metrics.max_series`, `classify.dedup_window` and
+/// `dns.max_entries` (memory grows with each).
+pub const MAX_COUNT: usize = 100_000_000;
 
 /// Durations as strings: `500ms`, `5s`, `2m`, `1h`, `1h30m`.
 pub mod duration_str {

@@ -139,7 +139,7 @@ pub fn unix_seconds(ts: &pbjson_types::Timestamp) -> f64 {
 /// The wall-clock time of Unix seconds, when the platform can represent it: `None` for
 /// negative, non-finite or too large values (a flow's time comes from the wire: never panic).
 pub fn system_time(unix_seconds: f64) -> Option<std::time::SystemTime> {
-    if !(unix_seconds >= 0.0) {
+    if unix_seconds.is_nan() || unix_seconds < 0.0 {
         return None;
     }
     let d = std::time::Duration::try_from_secs_f64(unix_seconds).ok()?;

@@ -1082,3 +1082,68 @@ fn unknown_directions_past_the_series_cap_overflow() {
         990.0
     );
 }
+
+/// Durations, counts and rates at the ends of their types: a clear error naming the key, never
+/// a panic (exit 2 from `check` is a usage error, 1 an invalid config; 101 would be a panic).
+#[test]
+fn config_values_at_the_ends_of_their_types_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        (
+            "[relay]\nbackoff_initial = \"10000000000000000000s\"\nbackoff_max = \"10000000000000000000s\"\n",
+            "relay.backoff_initial",
+        ),
+        (
+            "[relay]\nbackoff_max = \"18446744073709551615s\"\n",
+            "relay.backoff_max",
+        ),
+        (
+            "[relay]\nidle_timeout = \"99999999999999999999d\"\n",
+            "relay.idle_timeout",
+        ),
+        (
+            "[dns]\nmin_ttl = \"18446744073709551615h\"\n",
+            "dns.min_ttl",
+        ),
+        (
+            "[dns]\nmax_entries = 18446744073709551615\n",
+            "dns.max_entries",
+        ),
+        (
+            "[classify]\ndedup_window = 18446744073709551615\n",
+            "classify.dedup_window",
+        ),
+        ("[classify]\ndedup_window = 0\n", "classify.dedup_window"),
+        (
+            "[metrics]\nmax_series = 9223372036854775807\n",
+            "metrics.max_series",
+        ),
+        ("[metrics]\nmax_series = 0\n", "metrics.max_series"),
+    ] {
+        std::fs::write(dir.path().join("config.toml"), text).unwrap();
+        let out = cli::run_in(dir.path(), &["check", "-c", "config.toml"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{text}: {:?}\n{err}",
+            out.status
+        );
+        assert!(
+            err.contains("config.toml") && err.contains(key),
+            "{text}: {err}"
+        );
+        assert!(err.lines().count() <= 3, "{text}: {err}");
+    }
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    for rate in ["1e-300", "0", "-1", "inf", "NaN", "1e300"] {
+        std::fs::write(dir.path().join("r.jsonl"), "").unwrap();
+        let arg = format!("--rate={rate}");
+        let out = cli::run_in(
+            dir.path(),
+            &["run", "-c", "config.toml", "--replay", "r.jsonl", &arg],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--rate {rate}: {err}");
+        assert!(err.contains("--rate"), "--rate {rate}: {err}");
+    }
+}
