@@ -133,4 +133,17 @@ mod tests {
         };
         assert_eq!(rfc3339(&leap), "2000-02-29T00:00:00Z");
     }
+
+    #[test]
+    fn times_at_the_ends_of_the_protobuf_range_format_without_panic() {
+        for (seconds, nanos) in [
+            (i64::MAX, i32::MAX),
+            (i64::MIN, i32::MIN),
+            (i64::MIN, -1),
+            (-1, 999_999_999),
+        ] {
+            let s = rfc3339(&pbjson_types::Timestamp { seconds, nanos });
+            assert!(s.ends_with('Z'), "{s}");
+        }
+    }
 }

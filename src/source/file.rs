@@ -580,6 +580,26 @@ mod tests {
     }
 
     #[test]
+    fn times_at_the_ends_of_their_range_are_no_panic() {
+        for t in [
+            "9999-12-31T23:59:59.999999999Z",
+            "0001-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "1970-01-01T00:00:00.9999999999Z",
+            "-000001-01-01T00:00:00Z",
+            "+275760-09-13T00:00:00Z",
+            "2026-13-45T99:99:99Z",
+            "2026-01-01T00:00:00+99:99",
+            "2026-01-01T00:00:00-23:59",
+            "",
+        ] {
+            let line = format!(r#"{{"flow":{{"verdict":"DROPPED","time":"{t}"}},"time":"{t}"}}"#);
+            // Read or refused, never a panic.
+            let _ = decode_line(line.as_bytes());
+        }
+    }
+
+    #[test]
     fn torn_line_is_an_error() {
         assert!(decode_line(br#"{"flow":{"verdict":"DROPPED""#).is_err());
         assert!(decode_line(b"   ").expect("blank").is_none());
