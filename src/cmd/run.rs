@@ -61,8 +61,11 @@ pub fn init_logging(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: a pod's log (a pipe) must not carry escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
@@ -92,7 +95,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("metrics.listen {addr}"))?;
-        tracing::info!(listen = %addr, "serving /metrics");
+        // The bound address: with port 0 (tests) the configured one says nothing.
+        match listener.local_addr() {
+            Ok(bound) => tracing::info!(listen = %bound, "serving /metrics"),
+            Err(_) => tracing::info!(listen = %addr, "serving /metrics"),
+        }
         run_daemon(loaded, input, listener, shutdown_signal()).await
     });
     // A blocking thread (the replay reader) must not hold the exit.
