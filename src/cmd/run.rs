@@ -382,6 +382,9 @@ async fn reloader(
         #[cfg(not(unix))]
         let sighup = std::future::pending::<()>();
         tokio::select! {
+            // Stop first: at shutdown the server drops its end of `requests` too, and that
+            // must not read as a failure.
+            biased;
             () = &mut stop => return Ok(()),
             req = requests.recv() => {
                 let Some(answer) = req else {
