@@ -3,9 +3,9 @@
 //! One task per concern: the HTTP server, the source (relay stream or `--replay` recording),
 //! the reloader (`POST /-/reload`, `SIGHUP`, changes of watched files), and ONE pipeline task
 //! that owns the [`Pipeline`] and updates [`Metrics`]. Each is supervised
-//! ([`crate::supervise`]): one that stops or panics ends the process with exit status 3. The source hands responses over a bounded channel, so
-//! a slow pipeline slows the stream down (the relay then reports lost events) instead of
-//! growing memory.
+//! ([`crate::supervise`]): one that stops or panics ends the process with exit status 3.
+//! The source hands responses over a bounded channel, so a slow pipeline slows the stream
+//! down (the relay then reports lost events) instead of growing memory.
 
 use std::future::Future;
 use std::ops::ControlFlow;
