@@ -134,6 +134,13 @@ pub struct MetricsConfig {
     /// disconnected and counted in `hubble_noise_http_clients_stalled_total`.
     #[serde(with = "duration_str")]
     pub client_stall_timeout: Duration,
+    /// HTTP connections served at once; a further client waits in the listen backlog until
+    /// one closes (idle clients are dropped after 10 s without a request).
+    pub max_connections: usize,
+    /// `/healthz` fails once the pipeline has taken no work for this long (it is stuck or
+    /// gone; an idle pipeline still reports in).
+    #[serde(with = "duration_str")]
+    pub pipeline_stall_timeout: Duration,
 }
 
 impl Default for MetricsConfig {
@@ -144,6 +151,8 @@ impl Default for MetricsConfig {
             max_series: 10_000,
             exemplars: true,
             client_stall_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            pipeline_stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -415,6 +424,18 @@ impl Config {
             return Err(err(
                 &["metrics", "client_stall_timeout"],
                 "must be above 0".into(),
+            ));
+        }
+        if self.metrics.pipeline_stall_timeout.is_zero() {
+            return Err(err(
+                &["metrics", "pipeline_stall_timeout"],
+                "must be above 0".into(),
+            ));
+        }
+        if self.metrics.max_connections == 0 {
+            return Err(err(
+                &["metrics", "max_connections"],
+                "must be at least 1".into(),
             ));
         }
         if self.metrics.max_series == 0 {

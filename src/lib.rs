@@ -14,6 +14,8 @@
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`.
 //! - [`policy`]: imported Cilium policies (steps 2 and 3 of classification).
 //! - [`watcher`]: file watching for reloads.
+//! - [`supervise`]: named tasks; one that stops ends the process.
+//! - [`health`]: the pipeline heartbeat behind `/healthz`.
 //! - [`backoff`]: jittered exponential reconnect delays.
 //! - [`cmd::run`]: the daemon wiring (`run_daemon`).
 //! - [`fuzz`]: fuzz harnesses, one per kind of outside input (SECURITY.md).
@@ -30,6 +32,7 @@ pub mod enums;
 pub mod explain;
 pub mod flow;
 pub mod fuzz;
+pub mod health;
 pub mod load;
 pub mod loadgen;
 pub mod located;
@@ -41,5 +44,6 @@ pub mod rules;
 pub mod server;
 pub mod source;
 pub mod stall;
+pub mod supervise;
 pub mod synth;
 pub mod watcher;

@@ -2,7 +2,9 @@
 //! `POST /-/reload`.
 //!
 //! [`serve`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
-//! stop it cleanly.
+//! stop it cleanly. It serves at most [`AppState::max_connections`] connections at once (a
+//! semaphore, taken before `accept`: a further client waits in the listen backlog), and on
+//! shutdown lets the requests in flight finish, for at most [`AppState::drain_timeout`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,9 +19,11 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use crate::health::PipelineHealth;
 use crate::metrics::Metrics;
+use crate::supervise::join_error_message;
 
 /// `Content-Type` of OpenMetrics text.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -43,7 +47,21 @@ pub struct AppState {
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
     /// How long a response write may stay blocked on a client that does not read.
     pub write_stall_timeout: std::time::Duration,
+    /// Connections served at once (`metrics.max_connections`).
+    pub max_connections: usize,
+    /// How long in-flight requests get to finish after shutdown.
+    pub drain_timeout: std::time::Duration,
+    /// The pipeline's heartbeat for `/healthz`; `None` (always healthy) when there is no
+    /// pipeline.
+    pub pipeline: Option<PipelineHealth>,
 }
+
+/// Connections served at once unless configured (`metrics.max_connections`).
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long requests in flight get to finish after shutdown before their connections are
+/// cut (within `run`'s 5 s shutdown grace).
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How long a response write may stay blocked on a client that does not read before the
 /// connection is closed (a scrape of 10,000 series is a few hundred kilobytes).
@@ -57,6 +75,9 @@ impl AppState {
             ready: AtomicBool::new(false),
             reload,
             write_stall_timeout: WRITE_STALL_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            drain_timeout: DRAIN_TIMEOUT,
+            pipeline: None,
         }
     }
 }
@@ -104,7 +125,16 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, In
                 Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
             }
         }
-        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            match state
+                .pipeline
+                .as_ref()
+                .map_or(Ok(()), PipelineHealth::check)
+            {
+                Ok(()) => text(StatusCode::OK, "ok\n"),
+                Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+            }
+        }
         (&Method::GET | &Method::HEAD, "/readyz") => {
             if state.ready.load(Ordering::Relaxed) {
                 text(StatusCode::OK, "ready\n")
@@ -139,59 +169,107 @@ async fn reload(state: &AppState) -> Resp {
     }
 }
 
-/// Serves the endpoints on `listener` until `shutdown` completes. Accept errors are logged
-/// and the loop goes on.
+/// Serves the endpoints on `listener` until `shutdown` completes, then drains: idle
+/// connections close, requests in flight finish (for at most `drain_timeout`). Accept errors
+/// are logged and the loop goes on; a connection handler that panics is an error (a bug
+/// reachable by any client must not leave a half-working server).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
+    let limit = Arc::new(Semaphore::new(state.max_connections.max(1)));
+    let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
-    loop {
+    let result = loop {
         tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
+            () = &mut shutdown => break Ok(()),
+            Some(joined) = conns.join_next(), if !conns.is_empty() => {
+                if let Err(e) = joined {
+                    if e.is_panic() {
+                        break Err(std::io::Error::other(format!(
+                            "an HTTP connection handler {}",
+                            join_error_message(e)
+                        )));
+                    }
+                }
+            }
+            // As mini-redis does: a permit first, then accept, so that at the cap a client
+            // waits in the kernel's backlog instead of costing a task and buffers.
+            (permit, accepted) = async {
+                let permit = limit.clone().acquire_owned().await;
+                (permit, listener.accept().await)
+            } => {
+                let Ok(permit) = permit else { break Ok(()) };
                 let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
+                        drop(permit);
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 };
-                let state = state.clone();
-                let state_for_conn = state.clone();
-                conns.spawn(async move {
-                    let svc = service_fn(move |req| handle(state.clone(), req));
-                    // A client that never finishes its request headers is dropped, so idle
-                    // or hostile connections do not pile up.
-                    // A client that stops reading its response (a stuck or hostile scraper) is
-                    // dropped too, after WRITE_STALL_TIMEOUT without progress.
-                    let metrics = state_for_conn.metrics.clone();
-                    let guarded = crate::stall::StallGuard::new(stream, state_for_conn.write_stall_timeout);
-                    if let Err(e) = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(guarded), svc)
-                        .await
-                    {
-                        if crate::stall::is_stall(&e) {
-                            metrics.record_http_client_stalled();
-                            tracing::warn!(
-                                peer = %peer,
-                                error = %e,
-                                "HTTP client stopped reading its response; connection closed"
-                            );
-                        } else {
-                            tracing::debug!(error = %e, "http connection ended");
-                        }
-                    }
-                });
+                conns.spawn(connection(state.clone(), stream, peer, drain_rx.clone(), permit));
             }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
+    };
+    let _ = drain_tx.send(true);
+    let drained = tokio::time::timeout(state.drain_timeout, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = conns.len(),
+            "HTTP connections still busy after the drain timeout; cut"
+        );
     }
     conns.abort_all();
-    Ok(())
+    result
+}
+
+/// One connection: served until it ends, or until `drain` asks to stop (then the request in
+/// flight, if any, finishes first). Holds its `permit` until it ends.
+async fn connection(
+    state: Arc<AppState>,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    mut drain: watch::Receiver<bool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let _permit = permit;
+    let metrics = state.metrics.clone();
+    let svc_state = state.clone();
+    let svc = service_fn(move |req| handle(svc_state.clone(), req));
+    // A client that never finishes its request headers is dropped, so idle or hostile
+    // connections do not pile up (or hold the connection cap).
+    // A client that stops reading its response (a stuck or hostile scraper) is dropped too,
+    // after WRITE_STALL_TIMEOUT without progress.
+    let guarded = crate::stall::StallGuard::new(stream, state.write_stall_timeout);
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(guarded), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { drain.wait_for(|d| *d).await.is_ok() } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if crate::stall::is_stall(&e) {
+            metrics.record_http_client_stalled();
+            tracing::warn!(
+                peer = %peer,
+                error = %e,
+                "HTTP client stopped reading its response; connection closed"
+            );
+        } else {
+            tracing::debug!(error = %e, "http connection ended");
+        }
+    }
 }

@@ -1,10 +1,11 @@
 //! `hubble-noise run`: the daemon (PRODUCT.md §2, §8, §9).
 //!
 //! One task per concern: the HTTP server, the source (relay stream or `--replay` recording),
-//! the reloader (`POST /-/reload`, `SIGHUP`, changes of watched files), and ONE pipeline task that owns the
-//! [`Pipeline`] and updates [`Metrics`]. The source hands responses over a bounded channel, so
-//! a slow pipeline slows the stream down (the relay then reports lost events) instead of
-//! growing memory.
+//! the reloader (`POST /-/reload`, `SIGHUP`, changes of watched files), and ONE pipeline task
+//! that owns the [`Pipeline`] and updates [`Metrics`]. Each is supervised
+//! ([`crate::supervise`]): one that stops or panics ends the process with exit status 3.
+//! The source hands responses over a bounded channel, so a slow pipeline slows the stream
+//! down (the relay then reports lost events) instead of growing memory.
 
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -23,11 +24,13 @@ use crate::api::observer::get_flows_response::ResponseTypes;
 use crate::classify::Classifier;
 use crate::cli::RunArgs;
 use crate::config::{Loaded, LogConfig, LogFormat};
+use crate::health::{Heartbeat, PipelineHealth, beat_interval};
 use crate::load;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::server::{AppState, ReloadRequest, serve};
 use crate::source::{file, relay};
+use crate::supervise::{EXIT_TASK_STOPPED, Supervisor, Task, TaskResult, TaskStopped};
 use crate::watcher::{self, Targets};
 
 /// Responses in flight between the source and the pipeline.
@@ -58,8 +61,11 @@ pub fn init_logging(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: a pod's log (a pipe) must not carry escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
@@ -67,7 +73,8 @@ pub fn init_logging(cfg: &LogConfig) {
     };
 }
 
-/// `hubble-noise run`: load the config (errors exit 2), bind, run until SIGTERM/SIGINT.
+/// `hubble-noise run`: load the config (errors exit 2), bind, run until SIGTERM/SIGINT. A core
+/// task that stops exits [`EXIT_TASK_STOPPED`] (3) after logging which and why.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::config(args.config.config.as_deref())?;
     init_logging(&loaded.config.log);
@@ -83,15 +90,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let addr = loaded.config.metrics.listen.clone();
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("metrics.listen {addr}"))?;
-        tracing::info!(listen = %addr, "serving /metrics");
+        // The bound address: with port 0 (tests) the configured one says nothing.
+        match listener.local_addr() {
+            Ok(bound) => tracing::info!(listen = %bound, "serving /metrics"),
+            Err(_) => tracing::info!(listen = %addr, "serving /metrics"),
+        }
         run_daemon(loaded, input, listener, shutdown_signal()).await
-    })?;
-    Ok(ExitCode::SUCCESS)
+    });
+    // A blocking thread (the replay reader) must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => match e.downcast_ref::<TaskStopped>() {
+            // Already logged by run_daemon, with the task's name.
+            Some(_) => Ok(ExitCode::from(EXIT_TASK_STOPPED)),
+            None => Err(e),
+        },
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -123,7 +143,10 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Runs the daemon on `listener` until `shutdown` completes: server, source, reloader and the
-/// pipeline. Returns an error only when the rules cannot be loaded at start.
+/// pipeline, each supervised ([`Supervisor`]). Returns an error when the rules cannot be
+/// loaded at start, and a [`TaskStopped`] when a task ended or panicked before `shutdown` (the
+/// others are stopped first). A `--replay` without `--loop` ends its source when the file
+/// ends; the daemon then keeps serving what it counted until `shutdown`.
 pub async fn run_daemon(
     loaded: Loaded,
     input: Input,
@@ -139,73 +162,138 @@ pub async fn run_daemon(
     let (cls_tx, cls_rx) = watch::channel(Arc::new(classifier));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let heartbeat = Arc::new(Heartbeat::new());
 
     let mut state = AppState::new(metrics.clone(), Some(reload_tx));
     state.write_stall_timeout = cfg.metrics.client_stall_timeout;
+    state.max_connections = cfg.metrics.max_connections;
+    state.pipeline = Some(PipelineHealth {
+        heartbeat: heartbeat.clone(),
+        queue: tx.downgrade(),
+        stall_timeout: cfg.metrics.pipeline_stall_timeout,
+    });
     let state = Arc::new(state);
     state.ready.store(true, Ordering::Relaxed);
 
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(reloader(
-        loaded.path.clone(),
-        Targets::of(loaded.path.as_deref(), &cfg),
-        metrics.clone(),
-        cls_tx,
-        reload_rx,
-        stopped(stop_rx.clone()),
-    ));
+    let mut tasks = Supervisor::new();
+    tasks.spawn(
+        Task::Reloader,
+        reloader(
+            loaded.path.clone(),
+            Targets::of(loaded.path.as_deref(), &cfg),
+            metrics.clone(),
+            cls_tx,
+            reload_rx,
+            stopped(stop_rx.clone()),
+        ),
+    );
     let server_stop = stopped(stop_rx.clone());
-    tasks.spawn(async move {
-        if let Err(e) = serve(listener, state, server_stop).await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
+    tasks.spawn(Task::Server, async move {
+        serve(listener, state, server_stop)
+            .await
+            .map_err(|e| e.to_string())
     });
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    tasks.spawn(pipeline_task(
-        Pipeline::new(&cfg),
-        cls_rx,
-        metrics.clone(),
-        rx,
-    ));
+    tasks.spawn(
+        Task::Pipeline,
+        pipeline_task(
+            Pipeline::new(&cfg),
+            cls_rx,
+            metrics.clone(),
+            rx,
+            heartbeat,
+            beat_interval(cfg.metrics.pipeline_stall_timeout),
+        ),
+    );
+    // Held until shutdown, so the pipeline's input closes only then: a source that ends (a
+    // replay without --loop) leaves the pipeline idle, and a pipeline that ends before
+    // shutdown is always a failure.
+    let source_tx = tx.clone();
     match input {
         Input::Relay => {
-            tasks.spawn(relay::follow(
-                cfg.relay.clone(),
-                cfg.dns.learn,
-                metrics.clone(),
-                tx,
-                stopped(stop_rx.clone()),
-            ));
+            let m = metrics.clone();
+            let stop = stopped(stop_rx.clone());
+            let relay_cfg = cfg.relay.clone();
+            let learn = cfg.dns.learn;
+            tasks.spawn(Task::Relay, async move {
+                relay::follow(relay_cfg, learn, m, source_tx, stop).await;
+                Ok(())
+            });
         }
         Input::Replay { path, looped, rate } => {
             let m = metrics.clone();
             let stop = stop_rx.clone();
-            tasks.spawn_blocking(move || replay(&path, looped, rate, &m, &tx, &stop));
+            tasks.spawn_blocking(Task::Replay, move || {
+                replay(&path, looped, rate, &m, &source_tx, &stop)
+            });
         }
     }
-    shutdown.await;
+
+    tokio::pin!(shutdown);
+    let failure = loop {
+        tokio::select! {
+            () = &mut shutdown => break None,
+            Some((task, result)) = tasks.next() => {
+                if task == Task::Replay && result.is_ok() {
+                    tracing::info!("recording done; serving its counts until stopped");
+                    continue;
+                }
+                let reason = result.err().unwrap_or_else(|| "ended".into());
+                tracing::error!(
+                    task = task.as_str(),
+                    reason = %reason,
+                    "core task stopped; exiting so that the daemon is restarted"
+                );
+                break Some(TaskStopped { task, reason });
+            }
+        }
+    };
     let _ = stop_tx.send(true);
+    drop(tx);
+    let mut failure = failure;
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
+        while let Some((task, result)) = tasks.next().await {
+            if let Err(reason) = result {
+                tracing::error!(task = task.as_str(), reason = %reason, "task failed while stopping");
+                failure.get_or_insert(TaskStopped { task, reason });
+            }
+        }
     })
     .await;
     if drained.is_err() {
         tracing::warn!("tasks did not stop in time");
         tasks.abort_all();
     }
-    Ok(())
+    match failure {
+        Some(f) => Err(f.into()),
+        None => Ok(()),
+    }
 }
 
-/// The one task that owns the pipeline.
+/// The one task that owns the pipeline. Beats `heartbeat` around every batch and every
+/// `beat_every` while idle; ends only when its input closes (at shutdown).
 async fn pipeline_task(
     mut pipeline: Pipeline,
     mut cls_rx: watch::Receiver<Arc<Classifier>>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<GetFlowsResponse>,
-) {
+    heartbeat: Arc<Heartbeat>,
+    beat_every: Duration,
+) -> TaskResult {
+    #[cfg(debug_assertions)]
+    let hook = crate::supervise::hooks::from_env();
     let mut classifier = cls_rx.borrow_and_update().clone();
     let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    loop {
+        heartbeat.beat();
+        // `recv_many` is cancel safe: a timeout loses nothing.
+        match tokio::time::timeout(beat_every, rx.recv_many(&mut batch, 256)).await {
+            Err(_) => continue,
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+        }
+        #[cfg(debug_assertions)]
+        crate::supervise::hooks::before_batch(hook.as_ref()).await;
         if cls_rx.has_changed().unwrap_or(false) {
             classifier = cls_rx.borrow_and_update().clone();
         }
@@ -274,7 +362,7 @@ async fn reloader(
     cls_tx: watch::Sender<Arc<Classifier>>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     stop: impl Future<Output = ()>,
-) {
+) -> TaskResult {
     tokio::pin!(stop);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -294,9 +382,14 @@ async fn reloader(
         #[cfg(not(unix))]
         let sighup = std::future::pending::<()>();
         tokio::select! {
-            () = &mut stop => return,
+            // Stop first: at shutdown the server drops its end of `requests` too, and that
+            // must not read as a failure.
+            biased;
+            () = &mut stop => return Ok(()),
             req = requests.recv() => {
-                let Some(answer) = req else { return };
+                let Some(answer) = req else {
+                    return Err("its request channel closed".into());
+                };
                 let _ = answer.send(reload(path.as_deref(), &metrics, &cls_tx));
             }
             () = sighup => {
@@ -332,6 +425,8 @@ fn now_timestamp() -> pbjson_types::Timestamp {
 
 /// Feeds a recording into the pipeline (blocking; run on a blocking thread). In `looped`
 /// mode every pass after the first gets fresh uuids, and every flow the current time.
+/// `Ok` when the recording is done (or on shutdown); `Err` when it cannot be opened or the
+/// pipeline is gone.
 fn replay(
     path: &Path,
     looped: bool,
@@ -339,20 +434,18 @@ fn replay(
     metrics: &Metrics,
     tx: &mpsc::Sender<GetFlowsResponse>,
     stop: &watch::Receiver<bool>,
-) {
+) -> TaskResult {
     let start = Instant::now();
     let mut sent = 0u64;
     let rate = rate.filter(|r| r.is_finite() && *r > 0.0);
     for pass in 0u64.. {
         let mut reader = match file::open(path) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "cannot open the recording");
-                return;
-            }
+            Err(e) => return Err(format!("cannot open the recording {}: {e}", path.display())),
         };
         let mut flows_in_pass = 0u64;
         let mut stopped = false;
+        let mut pipeline_gone = false;
         let read = file::for_each_response(path, &mut *reader, |line, item| {
             if *stop.borrow() {
                 stopped = true;
@@ -389,7 +482,7 @@ fn replay(
                 }
             }
             if tx.blocking_send(resp).is_err() {
-                stopped = true;
+                pipeline_gone = true;
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
@@ -402,16 +495,20 @@ fn replay(
                 0
             }
         };
+        if pipeline_gone {
+            return Err("the pipeline is gone".into());
+        }
         if stopped {
-            return;
+            return Ok(());
         }
         if !looped {
             tracing::info!(file = %path.display(), lines, "recording replayed");
-            return;
+            return Ok(());
         }
         if flows_in_pass == 0 {
             tracing::warn!(file = %path.display(), "no flows in the recording; not looping");
-            return;
+            return Ok(());
         }
     }
+    Ok(())
 }

@@ -90,35 +90,94 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-fn looks_like_tls(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    // A TLS connection cut without its closing alert is a reset, not a TLS setup problem.
-    if m.contains("close_notify") {
-        return false;
-    }
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "unknownissuer",
-        "invalid peer",
-        "alert",
-    ]
-    .iter()
-    .any(|k| m.contains(k))
+/// What an error's cause chain says, found by type (never by message text, so a
+/// dependency's rewording cannot move a series of `hubble_noise_relay_reconnects_total`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Cause {
+    /// A `rustls::Error` is in the chain: certificate, name or handshake trouble, or an alert
+    /// from the peer (a client certificate it refused).
+    tls: bool,
+    /// The connection or stream broke: an I/O error of a connection kind, an HTTP/2 error
+    /// (reset, GOAWAY, protocol), a hyper connection error.
+    transport: bool,
 }
 
-fn looks_like_reset(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    [
-        "error reading a body from connection",
-        "connection reset",
-        "broken pipe",
-        "h2 protocol error",
-        "unexpected eof",
-    ]
-    .iter()
-    .any(|k| m.contains(k))
+/// How deep a cause chain is followed (a cycle must not hang the follower).
+const MAX_CHAIN: usize = 32;
+
+/// I/O error kinds that mean the connection itself failed.
+fn is_connection_kind(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        kind,
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::UnexpectedEof
+            | K::TimedOut
+            | K::AddrNotAvailable
+    )
+}
+
+/// Walks `e` and its causes. An `io::Error` that wraps another error is followed into that
+/// error (its `source()` would skip it: rustls errors reach us wrapped that way).
+fn cause(e: &(dyn std::error::Error + 'static)) -> Cause {
+    let mut c = Cause::default();
+    let mut cur = Some(e);
+    for _ in 0..MAX_CHAIN {
+        let Some(err) = cur else { break };
+        let mut next = err.source();
+        if err.is::<rustls::Error>() {
+            c.tls = true;
+        } else if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if is_connection_kind(io.kind()) {
+                c.transport = true;
+            }
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+            }
+        } else if err.is::<h2::Error>() {
+            c.transport = true;
+        } else if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            // A user error is a misuse on our side, not the network's.
+            if !h.is_user() {
+                c.transport = true;
+            }
+        }
+        cur = next;
+    }
+    c
+}
+
+/// Why a connection attempt failed.
+fn connect_reason(e: &(dyn std::error::Error + 'static)) -> Reason {
+    if cause(e).tls {
+        Reason::Tls
+    } else {
+        Reason::ConnectError
+    }
+}
+
+/// Why a call or stream failed: the cause chain first (TLS, then a broken connection), then
+/// the status code. tonic raises `INTERNAL` (undecodable message), `OUT_OF_RANGE` (message above
+/// `relay.max_message_size`) and `RESOURCE_EXHAUSTED` (decompression limit) itself, without a
+/// transport cause: those are `decode`.
+fn status_reason(s: &Status) -> Reason {
+    let c = cause(s);
+    if c.tls {
+        return Reason::Tls;
+    }
+    if c.transport {
+        return Reason::Unavailable;
+    }
+    match s.code() {
+        Code::Unavailable | Code::Cancelled | Code::Aborted => Reason::Unavailable,
+        Code::Internal | Code::OutOfRange | Code::ResourceExhausted => Reason::Decode,
+        Code::DeadlineExceeded => Reason::ConnectError,
+        _ => Reason::Other,
+    }
 }
 
 fn classify_status(s: &Status) -> Failure {
@@ -127,25 +186,10 @@ fn classify_status(s: &Status) -> Failure {
         message.push_str(": ");
         message.push_str(&chain(src));
     }
-    let reason = if looks_like_tls(&message) {
-        Reason::Tls
-    } else {
-        match s.code() {
-            Code::Unavailable | Code::Cancelled | Code::Aborted => Reason::Unavailable,
-            Code::Internal if s.message().contains("decode") => Reason::Decode,
-            // tonic's answer to a message above `relay.max_message_size`.
-            Code::OutOfRange | Code::ResourceExhausted
-                if s.message().contains("message length too large") =>
-            {
-                Reason::Decode
-            }
-            // A connection cut mid-stream (reset, EOF, HTTP/2 error) comes as Unknown.
-            Code::Unknown | Code::Internal if looks_like_reset(&message) => Reason::Unavailable,
-            Code::DeadlineExceeded => Reason::ConnectError,
-            _ => Reason::Other,
-        }
-    };
-    Failure { reason, message }
+    Failure {
+        reason: status_reason(s),
+        message,
+    }
 }
 
 /// The request: DROPPED and AUDIT flows, plus L7 DNS flows when names are learned, limited to
@@ -326,16 +370,9 @@ async fn attempt(
         reason: e.reason,
         message: e.message,
     })?;
-    let channel: Channel = ep.connect().await.map_err(|e| {
-        let message = chain(&e);
-        Failure {
-            reason: if looks_like_tls(&message) {
-                Reason::Tls
-            } else {
-                Reason::ConnectError
-            },
-            message,
-        }
+    let channel: Channel = ep.connect().await.map_err(|e| Failure {
+        reason: connect_reason(&e),
+        message: chain(&e),
     })?;
     let since = last.map(|t| minus(t, cfg.resume_overlap));
     let req = request(cfg, dns_learn, since);
@@ -390,6 +427,124 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+
+    fn status_from(e: impl std::error::Error + Send + Sync + 'static) -> Status {
+        Status::from_error(Box::new(e))
+    }
+
+    fn rustls_in_io(e: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn status_codes_alone_decide_when_there_is_no_cause() {
+        let cases = [
+            (Status::unavailable("x"), Reason::Unavailable),
+            (Status::cancelled("x"), Reason::Unavailable),
+            (Status::aborted("x"), Reason::Unavailable),
+            (Status::internal("x"), Reason::Decode),
+            (Status::out_of_range("x"), Reason::Decode),
+            (Status::resource_exhausted("x"), Reason::Decode),
+            (Status::deadline_exceeded("x"), Reason::ConnectError),
+            (Status::permission_denied("x"), Reason::Other),
+            (Status::unknown("x"), Reason::Other),
+            (Status::invalid_argument("x"), Reason::Other),
+        ];
+        for (s, want) in cases {
+            assert_eq!(status_reason(&s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_message_that_mentions_tls_or_resets_does_not_decide() {
+        // Rewordings of an error message cannot move a series: only types and codes count.
+        let s = Status::unavailable("tls handshake certificate alert");
+        assert_eq!(status_reason(&s), Reason::Unavailable);
+        let s = Status::unknown("connection reset by peer; h2 protocol error");
+        assert_eq!(status_reason(&s), Reason::Other);
+        let s = Status::internal("error reading a body from connection");
+        assert_eq!(status_reason(&s), Reason::Decode);
+    }
+
+    #[test]
+    fn io_errors_of_a_connection_kind_are_unavailable() {
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::NotConnected,
+        ] {
+            let s = status_from(io::Error::from(kind));
+            assert_eq!(s.code(), Code::Unknown, "tonic cannot map a bare io error");
+            assert_eq!(status_reason(&s), Reason::Unavailable, "{kind:?}");
+        }
+        let s = status_from(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(status_reason(&s), Reason::Other);
+    }
+
+    #[test]
+    fn a_tls_connection_cut_without_close_notify_is_a_reset_not_tls() {
+        // rustls reports that as an UnexpectedEof io error carrying a plain message.
+        let e = io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify",
+        );
+        assert_eq!(status_reason(&status_from(e)), Reason::Unavailable);
+    }
+
+    #[test]
+    fn h2_errors_are_unavailable_whatever_code_tonic_gives_them() {
+        for r in [
+            h2::Reason::PROTOCOL_ERROR,
+            h2::Reason::INTERNAL_ERROR,
+            h2::Reason::CANCEL,
+            h2::Reason::REFUSED_STREAM,
+            h2::Reason::NO_ERROR,
+            h2::Reason::ENHANCE_YOUR_CALM,
+        ] {
+            let s = status_from(h2::Error::from(r));
+            // INTERNAL, RESOURCE_EXHAUSTED... by code alone these would read as `decode`.
+            assert_eq!(status_reason(&s), Reason::Unavailable, "{r:?}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn rustls_errors_are_tls_at_connect_and_mid_stream() {
+        let bad_ca = || {
+            rustls_in_io(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        };
+        assert_eq!(connect_reason(&bad_ca()), Reason::Tls);
+        // Behind a wrapper that only has it as its source.
+        #[derive(Debug, thiserror::Error)]
+        #[error("transport error")]
+        struct Wrapper(#[source] io::Error);
+        assert_eq!(connect_reason(&Wrapper(bad_ca())), Reason::Tls);
+        // The relay refusing our client certificate: an alert, read on the stream.
+        let alert = rustls_in_io(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired,
+        ));
+        let s = status_from(Wrapper(alert));
+        assert_eq!(status_reason(&s), Reason::Tls);
+        // TLS wins over the code (the channel reconnecting under an UNAVAILABLE call).
+        let mut s = Status::unavailable("x");
+        assert_eq!(status_reason(&s), Reason::Unavailable);
+        s = status_from(Wrapper(rustls_in_io(
+            rustls::Error::NoCertificatesPresented,
+        )));
+        assert_eq!(status_reason(&s), Reason::Tls);
+    }
+
+    #[test]
+    fn other_connect_failures_are_connect_errors() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(connect_reason(&refused), Reason::ConnectError);
+        let dns = io::Error::other("failed to lookup address information");
+        assert_eq!(connect_reason(&dns), Reason::ConnectError);
+    }
 
     #[test]
     fn since_is_before_the_last_flow() {
