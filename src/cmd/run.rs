@@ -63,8 +63,37 @@ pub fn init_logging(cfg: &LogConfig) {
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => {
+            // A pod's log is a file: colour escapes there make `kubectl logs` unreadable.
+            use std::io::IsTerminal as _;
+            let ansi = log_colour(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
+            builder.with_ansi(ansi).try_init()
+        }
     };
+}
+
+/// Whether the text log may use colour: only on a terminal, and never with `NO_COLOR` set to a
+/// non-empty value (no-color.org).
+pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod log_colour_tests {
+    use super::log_colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some(OsStr::new(""))));
+        assert!(!log_colour(true, Some(OsStr::new("1"))));
+        assert!(!log_colour(false, None));
+        assert!(!log_colour(false, Some(OsStr::new("1"))));
+    }
 }
 
 /// `hubble-noise run`: load the config (errors exit 2), bind, run until SIGTERM/SIGINT.
