@@ -467,16 +467,25 @@ impl Setup {
     /// Nodes holding `lines` (none released yet), the relay, and the daemon following it, with
     /// every node subscribed.
     fn start(tools: Tools, lines: Vec<String>) -> Self {
+        let s = Self::start_with(tools, lines, |_| {});
+        s.wait_subscribed(&BTreeMap::new());
+        s
+    }
+
+    /// Like [`Setup::start`], with `prepare` run on the nodes before the relay starts, and
+    /// without waiting for the nodes.
+    fn start_with(tools: Tools, lines: Vec<String>, prepare: impl FnOnce(&Nodes)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let recording = dir.path().join("recording.ndjson");
         write_lines(&recording, &lines);
         let nodes = Nodes::start(&tools, &recording, &dir.path().join("requests.ndjson"));
+        prepare(&nodes);
         let relay_addr = free_addr();
         let relay = Relay::start(&tools, &nodes.peer, relay_addr);
         let metrics = free_addr();
         let config = config(dir.path(), &relay.addr.to_string(), metrics);
         let daemon = Daemon::start(&config, metrics, &dir.path().join("daemon.log"));
-        let s = Self {
+        Self {
             dir,
             tools,
             nodes,
@@ -485,9 +494,7 @@ impl Setup {
             daemon,
             config,
             lines,
-        };
-        s.wait_subscribed(&BTreeMap::new());
-        s
+        }
     }
 
     /// Waits until every node has had more GetFlows requests than in `before` and the daemon
@@ -515,8 +522,13 @@ impl Setup {
 
     /// What replay counts for the first `k` lines.
     fn expected(&self, k: usize) -> Counts {
-        let path = self.dir.path().join(format!("prefix-{k}.ndjson"));
-        write_lines(&path, &self.lines[..k]);
+        self.expected_of(&format!("prefix-{k}"), &self.lines[..k])
+    }
+
+    /// What replay counts for `lines`.
+    fn expected_of(&self, name: &str, lines: &[String]) -> Counts {
+        let path = self.dir.path().join(format!("{name}.ndjson"));
+        write_lines(&path, lines);
         replay_counts(&self.config, &path)
     }
 
@@ -672,6 +684,76 @@ fn a_relay_restart_resumes_with_since_without_double_counting() {
         log.lines().any(|l| l.contains("\"since\"")),
         "a request with since reached the nodes:\n{log}"
     );
+}
+
+/// Scenario 4: a node that never answers shows as down, and its drops go uncounted (blindness,
+/// which the alert `HubbleNoiseNodesUnavailable` reports); once it answers it is connected
+/// again and counted from then on.
+#[test]
+fn a_node_that_never_answers_shows_down_and_its_drops_go_uncounted() {
+    let Some(tools) = tools() else { return };
+    let victim = node_name(2);
+    let lines = generate(6, 2);
+    let s = Setup::start_with(tools, lines, |n| {
+        n.post(&format!("/stop?node={victim}"));
+    });
+    wait("the others subscribed and the silent node reported", || {
+        let req = s.nodes.requests();
+        let behind: Vec<_> = req
+            .iter()
+            .filter(|(k, v)| **k != victim && **v == 0)
+            .collect();
+        let text = s.daemon.scrape();
+        let (connected, down) = (
+            nodes_in(&text, "connected"),
+            nodes_in(&text, "unavailable") + nodes_in(&text, "error"),
+        );
+        if behind.is_empty() && connected == 5.0 && down == 1.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "not asked: {behind:?}; connected {connected}, unavailable or error {down}"
+            ))
+        }
+    });
+    let text = s.daemon.scrape();
+    println!(
+        "silent node: unavailable {}, error {}",
+        nodes_in(&text, "unavailable"),
+        nodes_in(&text, "error")
+    );
+
+    let half = s.lines.len() / 2;
+    let victim_field = format!("\"node_name\":\"{victim}\"");
+    let seen: Vec<String> = s.lines[..half]
+        .iter()
+        .filter(|l| !l.contains(&victim_field))
+        .cloned()
+        .collect();
+    assert!(
+        seen.len() < half,
+        "the silent node has flows in the first half"
+    );
+    s.release(half);
+    s.wait_counts(&s.expected_of("without-silent-node", &seen));
+
+    let before = s.nodes.requests();
+    s.nodes.post(&format!("/start?node={victim}"));
+    wait("the relay to subscribe the node once it answers", || {
+        let now = s.nodes.requests();
+        if now[&victim] > before[&victim] {
+            Ok(())
+        } else {
+            Err(format!("{victim}: {} requests", now[&victim]))
+        }
+    });
+    s.release(s.lines.len() - half);
+    let mut counted = seen;
+    counted.extend_from_slice(&s.lines[half..]);
+    let text = s.wait_counts(&s.expected_of("after-node-answers", &counted));
+    assert_eq!(nodes_in(&text, "unavailable"), 0.0, "{text}");
+    assert_eq!(nodes_in(&text, "error"), 0.0, "{text}");
+    assert_eq!(nodes_in(&text, "connected"), 6.0, "{text}");
 }
 
 /// Scenario 8: the real `hubble observe` reads the same flows from the test nodes through the

@@ -81,7 +81,7 @@ type node struct {
 	mu       sync.Mutex
 	srv      *grpc.Server
 	requests int
-	fillers  int
+	fillers  int // guarded by cluster.mu, like last
 	last     time.Time
 }
 
@@ -361,6 +361,12 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+		// A node that comes back has seen traffic meanwhile. It matters: a follow reader
+		// starts one entry before the newest, so without it the relay's re-subscription would
+		// hand out the node's last flow from before it went away.
+		c.mu.Lock()
+		n.fill()
+		c.mu.Unlock()
 		if err := n.start(); err != nil {
 			fail(http.StatusInternalServerError, err)
 			return
