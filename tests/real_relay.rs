@@ -142,13 +142,13 @@ fn write_lines(path: &Path, lines: &[String]) {
 
 /// A config that classifies some flows expected (shop-clients' AUDIT flows) and labels counts
 /// by node, so the comparison is per node.
-fn config(dir: &Path, relay: &str, metrics: SocketAddr) -> PathBuf {
+fn config(dir: &Path, relay: &str, relay_extra: &str, metrics: SocketAddr) -> PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(
         &path,
         format!(
-            "[relay]\naddress = \"http://{relay}\"\nbackoff_initial = \"100ms\"\n\
-             backoff_max = \"500ms\"\n\
+            "[relay]\naddress = \"{relay}\"\nbackoff_initial = \"100ms\"\n\
+             backoff_max = \"500ms\"\n{relay_extra}\
              [metrics]\nlisten = \"{metrics}\"\n\
              labels = [\"source_namespace\", \"destination_namespace\", \"node\"]\n\
              [log]\nformat = \"json\"\n\
@@ -332,20 +332,22 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(t: &Tools, peer: &str, addr: SocketAddr) -> Self {
+    /// The relay with `tls` flags (its server side in plaintext when empty).
+    fn start(t: &Tools, peer: &str, addr: SocketAddr, tls: &[String]) -> Self {
         let health = free_addr();
+        let server_tls = if tls.is_empty() {
+            vec!["--disable-server-tls".to_owned()]
+        } else {
+            tls.to_vec()
+        };
         let child = Command::new(&t.relay)
             .args(["serve", "--peer-service", peer])
             .arg("--listen-address")
             .arg(addr.to_string())
             .arg("--health-listen-address")
             .arg(health.to_string())
-            .args([
-                "--disable-client-tls",
-                "--disable-server-tls",
-                "--gops=false",
-                "--retry-timeout=1s",
-            ])
+            .args(["--disable-client-tls", "--gops=false", "--retry-timeout=1s"])
+            .args(&server_tls)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -452,8 +454,18 @@ fn nodes_in(text: &str, state: &str) -> f64 {
 
 // ---- one whole set-up -----------------------------------------------------------------------
 
+/// How the relay serves and how the daemon reaches it.
+#[derive(Default)]
+struct Link {
+    /// `hubble-relay serve` TLS flags; empty = plaintext.
+    relay_tls: Vec<String>,
+    /// Extra `[relay]` lines of the daemon's config (ca_file, server_name, ...).
+    daemon_relay: String,
+}
+
 struct Setup {
     dir: tempfile::TempDir,
+    link: Link,
     tools: Tools,
     nodes: Nodes,
     relay: Option<Relay>,
@@ -467,26 +479,42 @@ impl Setup {
     /// Nodes holding `lines` (none released yet), the relay, and the daemon following it, with
     /// every node subscribed.
     fn start(tools: Tools, lines: Vec<String>) -> Self {
-        let s = Self::start_with(tools, lines, |_| {});
+        let s = Self::start_with(tools, lines, Link::default(), |_| {});
         s.wait_subscribed(&BTreeMap::new());
         s
     }
 
     /// Like [`Setup::start`], with `prepare` run on the nodes before the relay starts, and
     /// without waiting for the nodes.
-    fn start_with(tools: Tools, lines: Vec<String>, prepare: impl FnOnce(&Nodes)) -> Self {
+    fn start_with(
+        tools: Tools,
+        lines: Vec<String>,
+        link: Link,
+        prepare: impl FnOnce(&Nodes),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let recording = dir.path().join("recording.ndjson");
         write_lines(&recording, &lines);
         let nodes = Nodes::start(&tools, &recording, &dir.path().join("requests.ndjson"));
         prepare(&nodes);
         let relay_addr = free_addr();
-        let relay = Relay::start(&tools, &nodes.peer, relay_addr);
+        let relay = Relay::start(&tools, &nodes.peer, relay_addr, &link.relay_tls);
         let metrics = free_addr();
-        let config = config(dir.path(), &relay.addr.to_string(), metrics);
+        let scheme = if link.relay_tls.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        let config = config(
+            dir.path(),
+            &format!("{scheme}://{}", relay.addr),
+            &link.daemon_relay,
+            metrics,
+        );
         let daemon = Daemon::start(&config, metrics, &dir.path().join("daemon.log"));
         Self {
             dir,
+            link,
             tools,
             nodes,
             relay: Some(relay),
@@ -662,7 +690,12 @@ fn a_relay_restart_resumes_with_since_without_double_counting() {
     // The nodes go on seeing flows while the relay is away.
     s.release(s.lines.len() - first);
     let before = s.nodes.requests();
-    s.relay = Some(Relay::start(&s.tools, &s.nodes.peer, s.relay_addr));
+    s.relay = Some(Relay::start(
+        &s.tools,
+        &s.nodes.peer,
+        s.relay_addr,
+        &s.link.relay_tls,
+    ));
     let text = s.wait_counts(&s.expected(s.lines.len()));
     let now = s.nodes.requests();
     assert!(
@@ -694,7 +727,7 @@ fn a_node_that_never_answers_shows_down_and_its_drops_go_uncounted() {
     let Some(tools) = tools() else { return };
     let victim = node_name(2);
     let lines = generate(6, 2);
-    let s = Setup::start_with(tools, lines, |n| {
+    let s = Setup::start_with(tools, lines, Link::default(), |n| {
         n.post(&format!("/stop?node={victim}"));
     });
     wait("the others subscribed and the silent node reported", || {
@@ -754,6 +787,147 @@ fn a_node_that_never_answers_shows_down_and_its_drops_go_uncounted() {
     assert_eq!(nodes_in(&text, "unavailable"), 0.0, "{text}");
     assert_eq!(nodes_in(&text, "error"), 0.0, "{text}");
     assert_eq!(nodes_in(&text, "connected"), 6.0, "{text}");
+}
+
+/// A CA and a certificate signed by it for `san`; PEM files in `dir`, named after `name`.
+struct Pki {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    ca: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path, name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let issuer =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
+                .expect("CA");
+        let ca = dir.join(format!("{name}.crt"));
+        std::fs::write(&ca, issuer.pem()).expect("write CA");
+        Self { issuer, ca }
+    }
+
+    /// (certificate, key) files for `san`.
+    fn leaf(&self, dir: &Path, name: &str, san: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec![san.to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("sign");
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).expect("write cert");
+        std::fs::write(&k, key.serialize_pem()).expect("write key");
+        (c, k)
+    }
+}
+
+/// The relay's TLS flags as the Helm chart sets them: a server certificate for
+/// `*.hubble-relay.cilium.io`, and with `client_ca` client certificates required (mTLS).
+fn relay_tls(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Vec<String> {
+    let mut v = vec![
+        format!("--tls-relay-server-cert-file={}", cert.display()),
+        format!("--tls-relay-server-key-file={}", key.display()),
+    ];
+    if let Some(ca) = client_ca {
+        v.push(format!("--tls-relay-client-ca-files={}", ca.display()));
+    }
+    v
+}
+
+/// Scenario 5: the relay serves mTLS with a certificate for `*.hubble-relay.cilium.io`; the
+/// daemon verifies it with `relay.ca_file` and `relay.server_name`, presents its client
+/// certificate, and counts exactly what replay counts.
+#[test]
+fn mtls_to_the_real_relay_counts_what_replay_counts() {
+    let Some(tools) = tools() else { return };
+    let pki_dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(pki_dir.path(), "hubble-ca");
+    let (cert, key) = pki.leaf(pki_dir.path(), "relay", "*.hubble-relay.cilium.io");
+    let (ccert, ckey) = pki.leaf(
+        pki_dir.path(),
+        "client",
+        "hubble-noise.hubble-relay.cilium.io",
+    );
+    let link = Link {
+        relay_tls: relay_tls(&cert, &key, Some(&pki.ca)),
+        daemon_relay: format!(
+            "server_name = \"ui.hubble-relay.cilium.io\"\nca_file = \"{}\"\n\
+             cert_file = \"{}\"\nkey_file = \"{}\"\n",
+            pki.ca.display(),
+            ccert.display(),
+            ckey.display()
+        ),
+    };
+    let s = Setup::start_with(tools, generate(3, 2), link, |_| {});
+    s.wait_subscribed(&BTreeMap::new());
+    s.release(s.lines.len());
+    s.wait_counts(&s.expected(s.lines.len()));
+    // Without a client certificate the relay refuses the stream.
+    let out = Command::new(&s.tools.hubble)
+        .args(["observe", "--server"])
+        .arg(s.relay_addr.to_string())
+        .args(["--tls", "--tls-server-name", "ui.hubble-relay.cilium.io"])
+        .arg("--tls-ca-cert-files")
+        .arg(&pki.ca)
+        .args(["--last", "1", "-o", "json"])
+        .env("HOME", s.dir.path())
+        .output()
+        .expect("hubble observe runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("certificate"),
+        "mTLS lets a client without a certificate in: {out:?}"
+    );
+    println!("hubble observe without a client certificate: {}", err.trim());
+}
+
+/// Scenario 5: a CA that did not sign the relay's certificate is a clear error, counted as
+/// `reason="tls"`, retried, and nothing is counted.
+#[test]
+fn a_wrong_ca_for_the_real_relay_is_a_tls_error() {
+    let Some(tools) = tools() else { return };
+    let pki_dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(pki_dir.path(), "hubble-ca");
+    let other = Pki::new(pki_dir.path(), "some-other-ca");
+    let (cert, key) = pki.leaf(pki_dir.path(), "relay", "*.hubble-relay.cilium.io");
+    let link = Link {
+        relay_tls: relay_tls(&cert, &key, None),
+        daemon_relay: format!(
+            "server_name = \"ui.hubble-relay.cilium.io\"\nca_file = \"{}\"\n",
+            other.ca.display()
+        ),
+    };
+    let s = Setup::start_with(tools, generate(2, 1), link, |_| {});
+    let text = wait("TLS failures, retried", || {
+        let text = s.daemon.scrape();
+        let tls = value(
+            &text,
+            "hubble_noise_relay_reconnects_total",
+            &[("reason", "tls")],
+        );
+        if tls >= 2.0 {
+            Ok(text)
+        } else {
+            Err(format!("reason=\"tls\" reconnects: {tls}"))
+        }
+    });
+    assert_eq!(value(&text, "hubble_noise_relay_connected", &[]), 0.0);
+    assert_eq!(
+        s.nodes.requests().values().sum::<u64>(),
+        0,
+        "no request got through"
+    );
+    let log = std::fs::read_to_string(s.dir.path().join("daemon.log")).expect("daemon log");
+    assert!(
+        log.to_ascii_lowercase().contains("certificate"),
+        "the log says what is wrong with the certificate:\n{log}"
+    );
 }
 
 /// Scenario 8: the real `hubble observe` reads the same flows from the test nodes through the
