@@ -884,7 +884,10 @@ fn mtls_to_the_real_relay_counts_what_replay_counts() {
         !out.status.success() && err.contains("certificate"),
         "mTLS lets a client without a certificate in: {out:?}"
     );
-    println!("hubble observe without a client certificate: {}", err.trim());
+    println!(
+        "hubble observe without a client certificate: {}",
+        err.trim()
+    );
 }
 
 /// Scenario 5: a CA that did not sign the relay's certificate is a clear error, counted as
@@ -928,6 +931,94 @@ fn a_wrong_ca_for_the_real_relay_is_a_tls_error() {
         log.to_ascii_lowercase().contains("certificate"),
         "the log says what is wrong with the certificate:\n{log}"
     );
+}
+
+/// Whether every node matching `pattern` (a `cluster/node-N*` glob) has received a request whose
+/// node filter is `pattern`, according to the nodes' request log.
+fn asked_with(log: &Path, names: &[String], pattern: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let prefix = pattern.trim_end_matches('*');
+    let quoted = format!("\"{pattern}\"");
+    let missing: Vec<_> = names
+        .iter()
+        .filter(|n| n.starts_with(prefix))
+        .filter(|n| {
+            !text
+                .lines()
+                .any(|l| l.contains(&format!("\"node\":\"{n}\"")) && l.contains(&quoted))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("not yet asked with {pattern}: {missing:?}"))
+    }
+}
+
+/// Scenario 6: two instances with disjoint `relay.nodes` patterns count together exactly what
+/// replay counts for all nodes, and each exactly its own nodes' share.
+#[test]
+fn two_instances_split_by_relay_nodes_count_together_what_one_counts() {
+    let Some(tools) = tools() else { return };
+    let (a, b) = ("peers/node-0*", "peers/node-1*");
+    let link = Link {
+        daemon_relay: format!("nodes = [\"{a}\"]\n"),
+        ..Link::default()
+    };
+    let s = Setup::start_with(tools, generate(14, 1), link, |_| {});
+    let metrics_b = free_addr();
+    let dir_b = s.dir.path().join("b");
+    std::fs::create_dir_all(&dir_b).expect("dir b");
+    let config_b = config(
+        &dir_b,
+        &format!("http://{}", s.relay_addr),
+        &format!("nodes = [\"{b}\"]\n"),
+        metrics_b,
+    );
+    let daemon_b = Daemon::start(&config_b, metrics_b, &dir_b.join("daemon.log"));
+    let log = s.dir.path().join("requests.ndjson");
+    wait("both instances' requests at their nodes", || {
+        asked_with(&log, &s.nodes.names, a)?;
+        asked_with(&log, &s.nodes.names, b)
+    });
+    s.release(s.lines.len());
+
+    let share = |pattern: &str| -> Vec<String> {
+        let field = format!("\"node_name\":\"{}", pattern.trim_end_matches('*'));
+        s.lines
+            .iter()
+            .filter(|l| l.contains(&field))
+            .cloned()
+            .collect()
+    };
+    let (lines_a, lines_b) = (share(a), share(b));
+    assert_eq!(
+        lines_a.len() + lines_b.len(),
+        s.lines.len(),
+        "the split is disjoint and whole"
+    );
+    let want_a = s.expected_of("share-a", &lines_a);
+    s.wait_counts(&want_a);
+    let want_b = s.expected_of("share-b", &lines_b);
+    let got_b = wait("instance b to count its share", || {
+        let got = daemon_counts(&daemon_b.scrape());
+        if total(&got) >= total(&want_b) {
+            Ok(got)
+        } else {
+            Err(format!("{} of {}", total(&got), total(&want_b)))
+        }
+    });
+    assert_eq!(
+        got_b, want_b,
+        "instance b (left) and replay of its nodes (right)"
+    );
+
+    // Together: what one instance following every node counts (replay of the whole recording).
+    let mut together = daemon_counts(&s.daemon.scrape());
+    for (k, v) in got_b {
+        *together.entry(k).or_default() += v;
+    }
+    assert_eq!(together, s.expected(s.lines.len()));
 }
 
 /// Scenario 8: the real `hubble observe` reads the same flows from the test nodes through the
