@@ -5,6 +5,18 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    use hubble_noise::cmd::run::log_colour;
+    use std::ffi::OsStr;
+    assert!(log_colour(true, None));
+    // no-color.org: an empty NO_COLOR does not count.
+    assert!(log_colour(true, Some(OsStr::new(""))));
+    assert!(!log_colour(true, Some(OsStr::new("1"))));
+    assert!(!log_colour(false, None));
+    assert!(!log_colour(false, Some(OsStr::new("1"))));
+}
+
 /// Regression: the text log written to a file was full of terminal colour escapes.
 #[test]
 fn text_log_to_a_file_has_no_escape_bytes() {

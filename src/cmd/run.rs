@@ -81,21 +81,6 @@ pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) 
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-#[cfg(test)]
-mod log_colour_tests {
-    use super::log_colour;
-    use std::ffi::OsStr;
-
-    #[test]
-    fn colour_only_on_a_terminal_without_no_color() {
-        assert!(log_colour(true, None));
-        assert!(log_colour(true, Some(OsStr::new(""))));
-        assert!(!log_colour(true, Some(OsStr::new("1"))));
-        assert!(!log_colour(false, None));
-        assert!(!log_colour(false, Some(OsStr::new("1"))));
-    }
-}
-
 /// `hubble-noise run`: load the config (errors exit 2), bind, run until SIGTERM/SIGINT.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::config(args.config.config.as_deref())?;
