@@ -20,6 +20,9 @@
 // after every release, so every recorded flow is delivered. Fillers are FORWARDED L3/L4 flows
 // with uuids starting "filler-": filters for drops or DNS never match them.
 //
+// `hubble-test-nodes get-flows -server ADDR -field-mask PATHS` is a bare client instead (see
+// getFlows).
+//
 // On start it prints one JSON line to stdout: the control, peer service and node addresses.
 // Every GetFlows request a node receives is appended to -request-log as one JSON line,
 // with the field mask and whether Cilium's field-mask validation accepts it.
@@ -40,6 +43,7 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -55,7 +59,10 @@ import (
 	observerTypes "github.com/cilium/cilium/pkg/hubble/observer/types"
 	"github.com/cilium/cilium/pkg/hubble/parser/fieldmask"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -196,8 +203,9 @@ func (c *cluster) logRequest(n *node, req *observerpb.GetFlowsRequest) {
 		"request": json.RawMessage(raw),
 	}
 	if fm := req.GetFieldMask(); fm != nil {
-		entry["field_mask"] = fm.GetPaths()
-		_, err := fieldmask.New(fm)
+		// fieldmask.New normalises the mask in place: log the paths as sent, check a copy.
+		entry["field_mask"] = append([]string(nil), fm.GetPaths()...)
+		_, err := fieldmask.New(proto.Clone(fm).(*fieldmaskpb.FieldMask))
 		entry["field_mask_valid"] = err == nil
 	}
 	c.reqLogMu.Lock()
@@ -440,7 +448,50 @@ func load(path string) ([]*flowpb.Flow, error) {
 	return out, sc.Err()
 }
 
+// getFlows is a bare GetFlows client: unlike the hubble CLI it sends any field mask unchecked,
+// so tests can show what a node does with a mask it refuses. It prints each response as JSON.
+func getFlows(addr, mask string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	req := &observerpb.GetFlowsRequest{Number: ^uint64(0)}
+	if mask != "" {
+		req.FieldMask = &fieldmaskpb.FieldMask{Paths: strings.Split(mask, ",")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := observerpb.NewObserverClient(conn).GetFlows(ctx, req)
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		line, err := protojson.Marshal(resp)
+		if err != nil {
+			return err
+		}
+		fmt.Println(string(line))
+	}
+}
+
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "get-flows" {
+		fs := flag.NewFlagSet("get-flows", flag.ExitOnError)
+		server := fs.String("server", "127.0.0.1:4245", "relay or node address")
+		mask := fs.String("field-mask", "", "comma-separated paths, sent unchecked")
+		if err := fs.Parse(os.Args[2:]); err != nil {
+			return err
+		}
+		return getFlows(*server, *mask)
+	}
 	flows := flag.String("flows", "", "recording (hubble observe -o json lines), split by node_name")
 	control := flag.String("control", "127.0.0.1:0", "control HTTP address")
 	peerAddr := flag.String("peer", "127.0.0.1:0", "peer service address")
