@@ -12,6 +12,13 @@ cd "$(dirname "$0")/../.."
 start=$SECONDS
 echo "== real peers: build (Cilium v1.19.4 hubble-relay, hubble CLI, test nodes)"
 tests/peers/build.sh
+echo "== real peers: gofmt, go vet"
+unformatted="$(gofmt -l tests/peers)"
+if [ -n "$unformatted" ]; then
+  echo "gofmt: not formatted: $unformatted" >&2
+  exit 1
+fi
+(cd tests/peers && nice -n 19 go vet ./...)
 echo "== real peers: end-to-end over hubble-relay"
 HUBBLE_NOISE_REQUIRE_TOOLS=1 cargo test --locked --test real_relay
 echo "== real peers: done in $((SECONDS - start)) s"
