@@ -214,7 +214,28 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status");
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return (status, dechunk(body));
+    }
     (status, body.to_owned())
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].strip_prefix("\r\n").expect("chunk end");
+    }
+    out
 }
 
 fn free_addr() -> SocketAddr {
@@ -1019,6 +1040,152 @@ fn two_instances_split_by_relay_nodes_count_together_what_one_counts() {
         *together.entry(k).or_default() += v;
     }
     assert_eq!(together, s.expected(s.lines.len()));
+}
+
+/// Prometheus (Debian's, on PATH), scraping `targets` every second with the project's alert
+/// rules, `for:` and rate windows shortened to seconds as in tests/e2e/run.sh; `None` (saying
+/// so) when it is not installed.
+struct Prometheus {
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl Prometheus {
+    fn start(targets: &[SocketAddr]) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/hubble-noise.rules.yml"),
+        )
+        .expect("rules");
+        let short: String = rules
+            .lines()
+            .map(|l| {
+                let l = l.replace("[5m]", "[10s]").replace("[10m]", "[10s]");
+                match l.trim_start().strip_prefix("for: ") {
+                    Some(_) => format!("{}for: 3s", &l[..l.len() - l.trim_start().len()]),
+                    None => l,
+                }
+            })
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(dir.path().join("rules.yml"), short).expect("write rules");
+        let targets: Vec<_> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - rules.yml\n\
+                 scrape_configs:\n  - job_name: hubble-noise\n    static_configs:\n      \
+                 - targets: [{}]\n",
+                targets.join(", ")
+            ),
+        )
+        .expect("write config");
+        let addr = free_addr();
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var("HUBBLE_NOISE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                    "prometheus is required (HUBBLE_NOISE_REQUIRE_TOOLS=1) but not installed"
+                );
+                println!("skipped: prometheus not installed");
+                return None;
+            }
+            Err(e) => panic!("prometheus: {e}"),
+        };
+        let p = Self {
+            addr,
+            _dir: dir,
+            _proc: Proc(child),
+        };
+        wait("Prometheus ready", || match TcpStream::connect(addr) {
+            Ok(_) if http(addr, "GET", "/-/ready").0 == 200 => Ok(()),
+            Ok(_) => Err("not ready".into()),
+            Err(e) => Err(e.to_string()),
+        });
+        Some(p)
+    }
+
+    /// The states (`pending`, `firing`) of the alerts named `name`.
+    fn alert_states(&self, name: &str) -> Vec<String> {
+        let (status, body) = http(self.addr, "GET", "/api/v1/alerts");
+        assert_eq!(status, 200, "alerts: {body}");
+        let v: Value = serde_json::from_str(&body).expect("alerts JSON");
+        v["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["labels"]["alertname"] == name)
+            .map(|a| a["state"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Scenario 4 in Prometheus: a node that stops answering fires `HubbleNoiseNodesUnavailable`
+/// (rules as shipped, durations shortened), and the alert clears once the node sends again.
+#[test]
+fn the_nodes_unavailable_alert_fires_for_a_silent_node_and_clears_when_it_sends() {
+    let Some(tools) = tools() else { return };
+    let s = Setup::start(tools, generate(4, 2));
+    let Some(prom) = Prometheus::start(&[s.daemon.metrics]) else {
+        return;
+    };
+    let alert = "HubbleNoiseNodesUnavailable";
+    let half = s.lines.len() / 2;
+    s.release(half);
+    s.wait_counts(&s.expected(half));
+    assert!(
+        prom.alert_states(alert).is_empty(),
+        "fires with every node up"
+    );
+
+    let victim = s.nodes.names[1].clone();
+    let before = s.nodes.requests();
+    s.nodes.post(&format!("/stop?node={victim}"));
+    wait("the alert to fire", || {
+        let states = prom.alert_states(alert);
+        if states == ["firing"] {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        }
+    });
+
+    s.nodes.post(&format!("/start?node={victim}"));
+    wait("the relay to re-subscribe the node", || {
+        let now = s.nodes.requests();
+        if now[&victim] > before[&victim] {
+            Ok(())
+        } else {
+            Err(format!("{victim}: {} requests", now[&victim]))
+        }
+    });
+    s.release(s.lines.len() - half);
+    s.wait_counts(&s.expected(s.lines.len()));
+    wait("the alert to clear", || {
+        let states = prom.alert_states(alert);
+        if states.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        }
+    });
 }
 
 /// Scenario 8: the real `hubble observe` reads the same flows from the test nodes through the
