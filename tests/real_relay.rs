@@ -354,7 +354,7 @@ struct Relay {
 
 impl Relay {
     /// The relay with `tls` flags (its server side in plaintext when empty).
-    fn start(t: &Tools, peer: &str, addr: SocketAddr, tls: &[String]) -> Self {
+    fn start(t: &Tools, peer: &str, addr: SocketAddr, tls: &[String], log: &Path) -> Self {
         let health = free_addr();
         let server_tls = if tls.is_empty() {
             vec!["--disable-server-tls".to_owned()]
@@ -371,7 +371,13 @@ impl Relay {
             .args(&server_tls)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .expect("relay log"),
+            )
             .spawn()
             .expect("hubble-relay starts");
         let proc = Proc(child);
@@ -519,7 +525,13 @@ impl Setup {
         let nodes = Nodes::start(&tools, &recording, &dir.path().join("requests.ndjson"));
         prepare(&nodes);
         let relay_addr = free_addr();
-        let relay = Relay::start(&tools, &nodes.peer, relay_addr, &link.relay_tls);
+        let relay = Relay::start(
+            &tools,
+            &nodes.peer,
+            relay_addr,
+            &link.relay_tls,
+            &dir.path().join("relay.log"),
+        );
         let metrics = free_addr();
         let scheme = if link.relay_tls.is_empty() {
             "http"
@@ -609,6 +621,25 @@ impl Setup {
             total(&got)
         );
         text
+    }
+}
+
+impl Drop for Setup {
+    /// On failure, the ends of the daemon's and the relay's logs (the folder goes away).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for name in ["daemon.log", "relay.log"] {
+            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            let lines: Vec<_> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            eprintln!(
+                "---- {name} (last {} lines)\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
@@ -716,6 +747,7 @@ fn a_relay_restart_resumes_with_since_without_double_counting() {
         &s.nodes.peer,
         s.relay_addr,
         &s.link.relay_tls,
+        &s.dir.path().join("relay.log"),
     ));
     let text = s.wait_counts(&s.expected(s.lines.len()));
     let now = s.nodes.requests();
