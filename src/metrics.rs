@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -99,6 +99,8 @@ pub struct Metrics {
     relay_reconnects: Family<Labels, Counter>,
     relay_nodes: Family<Labels, Gauge>,
     node_states: Mutex<HashMap<String, NodeState>>,
+    /// Known nodes that are not connected: while 0, a flow costs no lock.
+    nodes_down: AtomicUsize,
     lost_events: Family<Labels, Counter>,
     /// Lost-event sources the schema lacks that have a series of their own.
     lost_sources: Mutex<std::collections::HashSet<i32>>,
@@ -373,6 +375,7 @@ impl Metrics {
             relay_reconnects,
             relay_nodes,
             node_states: Mutex::new(HashMap::new()),
+            nodes_down: AtomicUsize::new(0),
             lost_events,
             lost_sources: Mutex::new(std::collections::HashSet::new()),
             last_flow,
@@ -452,13 +455,33 @@ impl Metrics {
         self.refresh();
     }
 
-    /// Notes a response before it goes through the pipeline: the last flow time.
+    /// Notes a response before it goes through the pipeline: the last flow time, and that the
+    /// flow's node is connected.
     pub fn observe_response(&self, resp: &GetFlowsResponse) {
         if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_ref() {
             if let Some(t) = f.time.as_ref().or(resp.time.as_ref()) {
                 self.last_flow.set(unix_seconds(t));
             }
+            if self.nodes_down.load(Ordering::Relaxed) > 0 {
+                let node = if f.node_name.is_empty() {
+                    &resp.node_name
+                } else {
+                    &f.node_name
+                };
+                self.flow_from_node(node);
+            }
         }
+    }
+
+    /// A flow from a node is proof that it is connected: hubble-relay re-subscribes a node that
+    /// comes back without any node_status event, so its NODE_ERROR would otherwise stay forever.
+    fn flow_from_node(&self, node: &str) {
+        let mut nodes = self.node_states.lock().unwrap_or_else(|e| e.into_inner());
+        match nodes.get_mut(node) {
+            Some(s) if *s != NodeState::NodeConnected => *s = NodeState::NodeConnected,
+            _ => return,
+        }
+        self.publish_node_states(&nodes);
     }
 
     /// Counts what the pipeline made of one response.
@@ -619,6 +642,16 @@ impl Metrics {
                 nodes.insert(name.clone(), state);
             }
         }
+        self.publish_node_states(&nodes);
+    }
+
+    /// Sets `hubble_noise_relay_nodes` from the node states.
+    fn publish_node_states(&self, nodes: &HashMap<String, NodeState>) {
+        let down = nodes
+            .values()
+            .filter(|v| **v != NodeState::NodeConnected)
+            .count();
+        self.nodes_down.store(down, Ordering::Relaxed);
         for s in [
             NodeState::NodeConnected,
             NodeState::NodeUnavailable,
@@ -723,6 +756,51 @@ mod tests {
         let text = m.encode_text().expect("encodes");
         let line = format!("hubble_noise_relay_nodes{{state=\"connected\"}} {MAX_NODES}");
         assert!(text.contains(&line), "{text}");
+    }
+
+    /// Regression: after a node restart `hubble_noise_relay_nodes{state="error"}` stayed 1
+    /// forever, since hubble-relay never says that a node is back.
+    #[test]
+    fn a_flow_from_a_node_in_error_makes_it_connected_again() {
+        let m = Metrics::new(&MetricsConfig::default(), "0.0.0-test");
+        let status = |state: NodeState, names: &[&str]| NodeStatusEvent {
+            state_change: state as i32,
+            node_names: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        };
+        m.record_node_status(&status(NodeState::NodeConnected, &["c/a", "c/b", "c/c"]));
+        m.record_node_status(&status(NodeState::NodeError, &["c/a"]));
+        m.record_node_status(&status(NodeState::NodeUnavailable, &["c/b"]));
+        let gauge = |m: &Metrics, state: &str| {
+            let text = m.encode_text().expect("encodes");
+            let prefix = format!("hubble_noise_relay_nodes{{state=\"{state}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+        };
+        assert_eq!(gauge(&m, "error"), "1");
+        assert_eq!(gauge(&m, "unavailable"), "1");
+        let flow_from = |flow_node: &str, resp_node: &str| GetFlowsResponse {
+            node_name: resp_node.into(),
+            response_types: Some(ResponseTypes::Flow(crate::api::flow::Flow {
+                node_name: flow_node.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        // A flow from a node nobody reported is no news about the known ones.
+        m.observe_response(&flow_from("c/zzz", ""));
+        assert_eq!(gauge(&m, "connected"), "1");
+        m.observe_response(&flow_from("c/a", "c/a"));
+        assert_eq!(gauge(&m, "error"), "0");
+        assert_eq!(gauge(&m, "connected"), "2");
+        // A masked flow may carry the node only on the response.
+        m.observe_response(&flow_from("", "c/b"));
+        assert_eq!(gauge(&m, "unavailable"), "0");
+        assert_eq!(gauge(&m, "connected"), "3");
+        // The next failure is reported again.
+        m.record_node_status(&status(NodeState::NodeError, &["c/c"]));
+        assert_eq!(gauge(&m, "error"), "1");
     }
 
     #[test]

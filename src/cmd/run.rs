@@ -61,16 +61,27 @@ pub fn init_logging(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a terminal: a pod's log (a pipe) must not carry escape codes.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => {
+            // A pod's log is a file: colour escapes there make `kubectl logs` unreadable.
+            use std::io::IsTerminal as _;
+            let ansi = log_colour(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
+            builder.with_ansi(ansi).try_init()
+        }
     };
+}
+
+/// Whether the text log may use colour: only on a terminal, and never with `NO_COLOR` set to a
+/// non-empty value (no-color.org).
+pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `hubble-noise run`: load the config (errors exit 2), bind, run until SIGTERM/SIGINT. A core

@@ -98,7 +98,7 @@ def check_rules(metrics):
     names = {r["alert"] for r in rules}
     want = {"HubbleNoiseUnexpectedFlows", "HubbleNoiseRelayDisconnected", "HubbleNoiseLostEvents",
             "HubbleNoiseRuleExpiringSoon", "HubbleNoiseRuleExpired", "HubbleNoiseRuleUnused",
-            "HubbleNoiseReloadFailed", "HubbleNoiseAbsent"}
+            "HubbleNoiseReloadFailed", "HubbleNoiseAbsent", "HubbleNoiseNodesUnavailable"}
     check("rules: every alert of the issue is defined", want <= names, sorted(want - names))
     undocumented = sorted({m for r in rules for m in exprs_metrics(r["expr"])} - metrics)
     check("rules: expressions use only metrics of docs/METRICS.md", not undocumented,
