@@ -30,15 +30,16 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// `../shared/fixtures/real`, or `None` (saying it was skipped) when it is not there.
+/// The real recordings copied into the repository (`tests/fixtures/real`, see its SOURCES.md).
+/// They are part of the repository: a missing folder is a failure, never a skip.
 pub fn fixtures() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} not found", p.display());
-        None
-    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
+    assert!(
+        p.join("SOURCES.md").is_file(),
+        "{} is missing: the real recordings are part of the repository",
+        p.display()
+    );
+    Some(p)
 }
 
 /// Every recording (`*.json`, `*.ndjson`) below `dir`, sorted.
