@@ -148,7 +148,7 @@ fn a_bad_test_file_names_file_line_and_key() {
 /// `replay --explain` for each decision step, pinned. `HUBBLE_NOISE_BLESS=1` rewrites.
 #[test]
 fn golden_explain() {
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         (
             "explain-policies",
             &[
@@ -168,6 +168,16 @@ fn golden_explain() {
         (
             "explain-example",
             &["-c", "examples/config.toml", "examples/recording.ndjson"],
+        ),
+        (
+            // Every reason a name does not count: a shared IP, an uncovered name on the flow,
+            // a CNAME target alone, an untrusted server, an expired TTL.
+            "explain-names",
+            &[
+                "-c",
+                "tests/fixtures/names/config.toml",
+                "tests/fixtures/names/recording.ndjson",
+            ],
         ),
     ];
     let bless = std::env::var_os("HUBBLE_NOISE_BLESS").is_some();
@@ -208,4 +218,64 @@ fn golden_explain() {
     ] {
         assert!(steps.contains(step), "{step} pinned");
     }
+}
+
+/// A crafted recording cannot write rules into `suggest`'s output: a uuid and names holding
+/// newlines, quotes and a `[[rule]]` table stay inside their strings or are not repeated, and
+/// the output is rules that `check` accepts.
+#[test]
+fn suggest_output_cannot_be_injected_from_a_recording() {
+    let evil = "\n[[rule]]\nname = \"evil\"\nclass = \"expected\"\nowner = \"x\"\ncomment = \"x\"\n[rule.match]\nverdict = [\"DROPPED\"]\n# ";
+    let line = |uuid: &str, pod: &str, dst: &str| {
+        serde_json::json!({
+            "flow": {
+                "uuid": uuid,
+                "verdict": "DROPPED",
+                "drop_reason_desc": "POLICY_DENIED",
+                "IP": {"source": "10.0.0.1", "destination": dst, "ipVersion": "IPv4"},
+                "l4": {"TCP": {"source_port": 40000, "destination_port": 443}},
+                "source": {"namespace": "shop", "pod_name": pod},
+                "destination": {"identity": 2, "labels": ["reserved:world"]},
+                "event_type": {"type": 5},
+                "traffic_direction": "EGRESS",
+                "time": "2026-11-20T10:00:00Z"
+            }
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = dir.path().join("crafted.ndjson");
+    std::fs::write(
+        &rec,
+        format!(
+            "{}\n{}\n",
+            line(&format!("5eed{evil}"), "web-1", "192.0.2.1"),
+            line("5eed-2", &format!("p'\"x{evil}"), "192.0.2.2")
+        ),
+    )
+    .expect("write");
+    let out = run(&["suggest", rec.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let doc: toml::Table = toml::from_str(&text).expect("suggest writes valid TOML");
+    let rules = doc["rule"].as_array().expect("rules");
+    assert_eq!(rules.len(), 1, "{text}");
+    assert_ne!(rules[0]["name"].as_str(), Some("evil"), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("#"))
+            .all(|l| !l.contains("evil")),
+        "nothing from the flow in a comment:\n{text}"
+    );
+    assert!(
+        text.contains("endpoint names a rule cannot hold as they are"),
+        "the crafted pod gets no rule: {text}"
+    );
+    std::fs::write(dir.path().join("s.toml"), &text).expect("write");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[classify]\nrule_files = [\"s.toml\"]\n",
+    )
+    .expect("write");
+    let check = run_in(dir.path(), &["check", "-c", "config.toml"]);
+    assert_eq!(check.status.code(), Some(0), "{check:?}");
 }

@@ -15,6 +15,7 @@ use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use serde::Serialize;
 
 use crate::cli::SuggestArgs;
 use crate::flow::{FlowCtx, Side};
@@ -44,10 +45,10 @@ pub enum SideKey {
         /// The folded network of a world IP.
         cidr: Option<String>,
     },
-    /// A destination known by name.
+    /// A destination known by name: every name an `fqdn` key must cover for it (usually one).
     Name {
-        /// The name (lower case, no trailing dot).
-        name: String,
+        /// The names (lower case, no trailing dot), sorted.
+        names: Vec<String>,
         /// `world` when the side is the world entity.
         entity: Option<&'static str>,
     },
@@ -122,14 +123,16 @@ pub fn side_key(side: &Side<'_>, use_names: bool) -> SideKey {
         };
     }
     if use_names {
-        let name = side
+        // Every name the rule must cover (a shared IP has several); when one of them cannot
+        // be written as a pattern, the IP is matched instead.
+        let names: BTreeSet<String> = side
             .names
-            .iter()
-            .map(|n| crate::dns::normalize(n))
-            .find(|n| !n.is_empty() && FqdnPattern::new(n).is_ok());
-        if let Some(name) = name {
+            .required()
+            .map(crate::names::display_name)
+            .collect();
+        if !names.is_empty() && names.iter().all(|n| FqdnPattern::new(n).is_ok()) {
             return SideKey::Name {
-                name,
+                names: names.into_iter().collect(),
                 entity: entity.filter(|e| *e == "world"),
             };
         }
@@ -203,7 +206,7 @@ pub fn run(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
                         verdicts: BTreeSet::new(),
                         order: n,
                     });
-                    g.hits += 1;
+                    g.hits = g.hits.saturating_add(ctx.flows);
                     if let Some(t) = ctx.time {
                         g.first = Some(g.first.map_or(t, |f| f.min(t)));
                         g.last = Some(g.last.map_or(t, |l| l.max(t)));
@@ -230,15 +233,6 @@ pub fn run(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("suggest: {unreadable} line(s) could not be read");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
-
-fn toml_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let v: Vec<String> = items.into_iter().map(toml_str).collect();
-    format!("[{}]", v.join(", "))
 }
 
 /// A rule name from free text: `[a-z0-9._-]`, at most 100 characters.
@@ -268,58 +262,94 @@ fn side_label(k: &SideKey) -> String {
             pod,
         } => format!("{namespace}-{}", workload.as_deref().unwrap_or(pod)),
         SideKey::Entity { entity, cidr } => cidr.clone().unwrap_or_else(|| (*entity).to_string()),
-        SideKey::Name { name, .. } => name.clone(),
+        SideKey::Name { names, .. } => names.join("+"),
         SideKey::Ip(ip) => ip.clone(),
         SideKey::Unknown => "any".into(),
     }
 }
 
+/// `[rule.match.<side>]` as written: only the keys that are set.
+#[derive(Debug, Default, Serialize)]
+struct DraftSide {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<[String; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload: Option<[String; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod: Option<[String; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entity: Option<[&'static str; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cidr: Option<[String; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fqdn: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<[String; 1]>,
+}
+
+/// `[rule.match]`.
+#[derive(Debug, Serialize)]
+struct DraftMatch {
+    verdict: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<DraftSide>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<DraftSide>,
+}
+
+/// One suggested `[[rule]]`.
+#[derive(Debug, Serialize)]
+struct DraftRule {
+    name: String,
+    class: &'static str,
+    owner: &'static str,
+    comment: &'static str,
+    expires: toml::value::Datetime,
+    #[serde(rename = "match")]
+    matches: DraftMatch,
+}
+
+/// A file of one rule: what the TOML writer renders (every value from a flow is a TOML string
+/// it escapes; nothing from a flow is written outside a string).
+#[derive(Serialize)]
+struct DraftFile<'a> {
+    rule: [&'a DraftRule; 1],
+}
+
 /// The `[rule.match.<side>]` table, or `None` when the side constrains nothing.
-fn side_table(name: &str, k: &SideKey, port: Option<&str>) -> Option<String> {
-    let mut t = format!("\n[rule.match.{name}]\n");
-    let mut any = false;
+fn side_table(k: &SideKey, port: Option<&str>) -> Option<DraftSide> {
+    let one = |s: &str| Some([s.to_string()]);
+    let mut t = DraftSide {
+        port: port.and_then(one),
+        ..DraftSide::default()
+    };
     match k {
         SideKey::Pod {
             namespace,
             workload,
             pod,
         } => {
-            let _ = writeln!(t, "namespace = {}", toml_list([namespace.as_str()]));
+            t.namespace = one(namespace);
             match workload {
-                Some(w) => {
-                    let _ = writeln!(t, "workload = {}", toml_list([w.as_str()]));
-                }
-                None => {
-                    let _ = writeln!(t, "pod = {}", toml_list([pod.as_str()]));
-                }
+                Some(w) => t.workload = one(w),
+                None => t.pod = one(pod),
             }
-            any = true;
         }
         SideKey::Entity { entity, cidr } => {
-            let _ = writeln!(t, "entity = {}", toml_list([*entity]));
-            if let Some(c) = cidr {
-                let _ = writeln!(t, "cidr = {}", toml_list([c.as_str()]));
-            }
-            any = true;
+            t.entity = Some([entity]);
+            t.cidr = cidr.as_deref().and_then(one);
         }
-        SideKey::Name { name, entity } => {
-            if let Some(e) = entity {
-                let _ = writeln!(t, "entity = {}", toml_list([*e]));
-            }
-            let _ = writeln!(t, "fqdn = {}", toml_list([name.as_str()]));
-            any = true;
+        SideKey::Name { names, entity } => {
+            t.entity = entity.map(|e| [e]);
+            t.fqdn = Some(names.clone());
         }
-        SideKey::Ip(ip) => {
-            let _ = writeln!(t, "cidr = {}", toml_list([ip.as_str()]));
-            any = true;
-        }
+        SideKey::Ip(ip) => t.cidr = one(ip),
+        SideKey::Unknown if port.is_none() => return None,
         SideKey::Unknown => {}
     }
-    if let Some(p) = port {
-        let _ = writeln!(t, "port = {}", toml_list([p]));
-        any = true;
-    }
-    any.then_some(t)
+    Some(t)
 }
 
 fn day(t: f64) -> String {
@@ -327,6 +357,33 @@ fn day(t: f64) -> String {
         seconds: t.floor() as i64,
         nanos: 0,
     })
+}
+
+/// Whether a suggested rule can hold the side's values literally: names that a glob reads
+/// as they are (no `*`, no control character, not too long). Kubernetes names always can; a
+/// crafted recording may not.
+fn writable(k: &SideKey) -> bool {
+    let literal = |v: &str| {
+        !v.contains('*')
+            && v.len() <= crate::rules::MAX_PATTERN
+            && crate::rules::glob::Glob::new(v).is_ok()
+    };
+    match k {
+        SideKey::Pod {
+            namespace,
+            workload,
+            pod,
+        } => literal(namespace) && workload.as_deref().map_or_else(|| literal(pod), literal),
+        _ => true,
+    }
+}
+
+/// A uuid fit for a comment: Hubble's uuids are hex and dashes; anything else from a crafted
+/// recording is not repeated.
+fn safe_uuid(u: &str) -> &str {
+    let ok =
+        !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok { u } else { "-" }
 }
 
 fn render(groups: HashMap<GroupKey, Group>, expires: f64) -> String {
@@ -340,6 +397,10 @@ fn render(groups: HashMap<GroupKey, Group>, expires: f64) -> String {
          # and narrow the match where you can. Each rule expires on {expires_day}.\n",
         groups.len()
     );
+    let Ok(expires_at) = expires_day.parse::<toml::value::Datetime>() else {
+        out.push_str("\n# the expiry date is out of range: no rule suggested\n");
+        return out;
+    };
     let mut names = HashSet::new();
     for (i, ((direction, src, dst, port), g)) in groups.iter().enumerate() {
         let base = slug(&format!(
@@ -357,30 +418,18 @@ fn render(groups: HashMap<GroupKey, Group>, expires: f64) -> String {
             name = format!("{base}-{n}");
             n += 1;
         }
-        let mut rule = String::new();
-        let _ = writeln!(
-            rule,
-            "\n# {} hit(s), first {}, last {}, e.g. uuid {}",
-            g.hits,
-            g.first.map_or("-".into(), day),
-            g.last.map_or("-".into(), day),
-            if g.uuid.is_empty() { "-" } else { &g.uuid }
-        );
-        let _ = writeln!(rule, "[[rule]]\nname = {}", toml_str(&name));
-        rule.push_str("class = \"expected\"\nowner = \"CHANGE-ME\"\n");
-        rule.push_str(
-            "comment = \"CHANGE-ME: why this traffic is blocked on purpose (ticket, vendor, ...)\"\n",
-        );
-        let _ = writeln!(rule, "expires = {expires_day}");
-        rule.push_str("\n[rule.match]\n");
-        let _ = writeln!(rule, "verdict = {}", toml_list(g.verdicts.iter().copied()));
-        let has_direction = *direction != "unknown";
-        if has_direction {
-            let _ = writeln!(rule, "direction = {}", toml_str(direction));
+        if !writable(src) || !writable(dst) {
+            let _ = writeln!(
+                out,
+                "\n# {} flow(s) whose endpoint names a rule cannot hold as they are (a '*' or a control character): no rule suggested (group {i})",
+                g.hits
+            );
+            continue;
         }
-        let s = side_table("source", src, None);
-        let d = side_table("destination", dst, port.as_deref());
-        if s.is_none() && d.is_none() && !has_direction {
+        let has_direction = *direction != "unknown";
+        let source = side_table(src, None);
+        let destination = side_table(dst, port.as_deref());
+        if source.is_none() && destination.is_none() && !has_direction {
             let _ = writeln!(
                 out,
                 "\n# {} flow(s) carry no endpoint, address, port or direction: no rule suggested (group {i})",
@@ -388,9 +437,33 @@ fn render(groups: HashMap<GroupKey, Group>, expires: f64) -> String {
             );
             continue;
         }
-        rule.push_str(&s.unwrap_or_default());
-        rule.push_str(&d.unwrap_or_default());
-        out.push_str(&rule);
+        let rule = DraftRule {
+            name,
+            class: "expected",
+            owner: "CHANGE-ME",
+            comment: "CHANGE-ME: why this traffic is blocked on purpose (ticket, vendor, ...)",
+            expires: expires_at,
+            matches: DraftMatch {
+                verdict: g.verdicts.iter().copied().collect(),
+                direction: has_direction.then_some(*direction),
+                source,
+                destination,
+            },
+        };
+        let _ = writeln!(
+            out,
+            "\n# {} hit(s), first {}, last {}, e.g. uuid {}",
+            g.hits,
+            g.first.map_or("-".into(), day),
+            g.last.map_or("-".into(), day),
+            safe_uuid(&g.uuid)
+        );
+        match toml::to_string(&DraftFile { rule: [&rule] }) {
+            Ok(t) => out.push_str(&t),
+            Err(e) => {
+                let _ = writeln!(out, "# group {i} could not be written: {e}");
+            }
+        }
     }
     out
 }
