@@ -47,6 +47,10 @@ pub struct Decision<'a> {
     pub rule: Option<usize>,
     /// Which step decided.
     pub attribution: Attribution,
+    /// A rule's `fqdn` key matched one of the flow's names but not all it had to cover (a
+    /// shared IP, several names on the flow, a CNAME target alone), and that changed the
+    /// outcome: counted in `hubble_noise_names_ambiguous_total`.
+    pub ambiguous: bool,
 }
 
 /// The reason given when nothing matched.
@@ -78,6 +82,7 @@ impl Classifier {
                 reason: tag,
                 rule: None,
                 attribution: Attribution::PolicyLog,
+                ambiguous: false,
             };
         }
         // 2. denied_by: the policies the flow names, when all carry an expected tag.
@@ -87,6 +92,7 @@ impl Classifier {
                 reason: tag,
                 rule: None,
                 attribution: Attribution::DeniedBy,
+                ambiguous: false,
             };
         }
         // 3. policy: matchers derived from deny rules of policies with an expected tag.
@@ -96,16 +102,19 @@ impl Classifier {
                 reason: tag,
                 rule: None,
                 attribution: Attribution::Policy,
+                ambiguous: false,
             };
         }
         // 4. rules, in order.
-        if let Some(i) = self.rules.first_match(ctx) {
-            let rule = &self.rules.rules()[i];
+        let (hit, ambiguous) = self.rules.first_match_noting(ctx);
+        if let Some(rule) = hit.and_then(|i| self.rules.rules().get(i).map(|r| (i, r))) {
+            let (i, rule) = rule;
             return Decision {
                 class: rule.class,
                 reason: &rule.reason,
                 rule: Some(i),
                 attribution: Attribution::Rule,
+                ambiguous,
             };
         }
         Decision {
@@ -113,6 +122,7 @@ impl Classifier {
             reason: UNMATCHED,
             rule: None,
             attribution: Attribution::None,
+            ambiguous,
         }
     }
 }

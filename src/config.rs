@@ -14,6 +14,7 @@ use figment::providers::Serialized;
 use serde::{Deserialize, Serialize};
 
 use crate::located::{LocatedError, from_toml, span_of};
+use crate::rules::endpoint::{EndpointSpec, default_dns_servers};
 
 /// The sections an environment variable may address.
 pub const SECTIONS: [&str; 5] = ["relay", "metrics", "classify", "dns", "log"];
@@ -199,6 +200,11 @@ pub struct DnsConfig {
     /// A floor on the answer's TTL.
     #[serde(with = "duration_str")]
     pub min_ttl: Duration,
+    /// The DNS servers whose answers are learned, as endpoint selectors (namespace, pod,
+    /// workload, labels, entity, cidr); any other server's answers are ignored and counted.
+    /// Default: the `kube-system` pods labelled `k8s-app=kube-dns` or `k8s-app=node-local-dns`,
+    /// and `host`.
+    pub servers: Vec<EndpointSpec>,
 }
 
 impl Default for DnsConfig {
@@ -208,6 +214,7 @@ impl Default for DnsConfig {
             scope: DnsScope::Endpoint,
             max_entries: 100_000,
             min_ttl: Duration::ZERO,
+            servers: default_dns_servers(),
         }
     }
 }
@@ -508,6 +515,22 @@ impl Config {
         for (keys, n) in sizes {
             if n > MAX_COUNT {
                 return Err(err(&keys, format!("must be at most {MAX_COUNT}")));
+            }
+        }
+        for (i, server) in self.dns.servers.iter().enumerate() {
+            if let Err(e) = server.compile() {
+                let n = i.to_string();
+                let (key, span) = if e.key.is_empty() {
+                    (
+                        format!("dns.servers[{i}]"),
+                        span_of(text, &["dns", "servers", &n]),
+                    )
+                } else {
+                    let at = span_of(text, &["dns", "servers", &n, e.key])
+                        .or_else(|| span_of(text, &["dns", "servers", &n]));
+                    (format!("dns.servers[{i}].{}", e.key), at)
+                };
+                return Err(LocatedError::at(file, text, span, key, e.message));
             }
         }
         for t in &self.classify.expected_log_tags {

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use crate::api::flow::{DropReason, Endpoint, Flow, TrafficDirection, Verdict, layer4};
 use crate::enums::Open;
+use crate::names::SideNames;
 
 /// The transport protocol of a flow, as far as ports are concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,12 +55,9 @@ pub struct Side<'a> {
     pub ip: Option<IpAddr>,
     /// The L4 port of this side (TCP, UDP, SCTP), when present and non-zero.
     pub port: Option<u16>,
-    /// Every name known for this side: the flow's `*_names`, on an L7 DNS flow the query (a
-    /// destination name), and names learned from DNS answers. Lower-case is not guaranteed.
-    pub names: Vec<&'a str>,
-    /// Expiry (Unix seconds) of each name learned from DNS; they are the last
-    /// `learned_expiry.len()` entries of `names`.
-    pub learned_expiry: Vec<f64>,
+    /// The names of this side: on the flow, the DNS query, and what the pod on the other side
+    /// asked for that resolved to this IP (see [`crate::names`]).
+    pub names: SideNames<'a>,
 }
 
 impl<'a> Side<'a> {
@@ -83,14 +81,6 @@ impl<'a> Side<'a> {
     /// The endpoint's labels (`source:key=value`), empty when unknown.
     pub fn labels(&self) -> &'a [String] {
         self.endpoint.map_or(&[], |e| e.labels.as_slice())
-    }
-
-    /// When `names[i]` was learned from a DNS answer: its expiry (Unix seconds).
-    pub fn learned(&self, i: usize) -> Option<f64> {
-        let first = self.names.len().checked_sub(self.learned_expiry.len())?;
-        i.checked_sub(first)
-            .and_then(|j| self.learned_expiry.get(j))
-            .copied()
     }
 
     /// The security identity, 0 when unknown.
@@ -185,21 +175,25 @@ impl<'a> FlowCtx<'a> {
             endpoint: flow.source.as_ref(),
             ip: sip,
             port: port(sport),
-            names: flow.source_names.iter().map(String::as_str).collect(),
-            learned_expiry: Vec::new(),
+            names: SideNames {
+                flow: &flow.source_names,
+                time,
+                ..SideNames::default()
+            },
         };
-        let mut destination = Side {
+        let destination = Side {
             endpoint: flow.destination.as_ref(),
             ip: dip,
             port: port(dport),
-            names: flow.destination_names.iter().map(String::as_str).collect(),
-            learned_expiry: Vec::new(),
+            names: SideNames {
+                flow: &flow.destination_names,
+                // The query of an L7 DNS flow is what the pod asked to reach: a destination
+                // name, whichever way the record itself travels.
+                query: dns_query(flow),
+                time,
+                ..SideNames::default()
+            },
         };
-        if let Some(q) = dns_query(flow) {
-            // The query of an L7 DNS flow is what the pod asked to reach: a destination name,
-            // whichever way the record itself travels.
-            destination.names.push(q);
-        }
         FlowCtx {
             flow,
             node,

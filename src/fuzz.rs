@@ -67,6 +67,9 @@ fn through_pipeline(resp: &GetFlowsResponse) {
         p.metrics.observe_response(resp);
         let outcome = p.pipeline.process(resp, &p.classifier);
         p.metrics.record_outcome(&outcome, &p.classifier);
+        for (reason, n) in p.pipeline.names.take_ignored() {
+            p.metrics.record_dns_ignored(reason, n);
+        }
         p.seen += 1;
         // Encoding walks every series and exemplar: do it now and then.
         if p.seen % 64 == 0 {

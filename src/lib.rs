@@ -8,6 +8,7 @@
 //! - [`api`]: generated protobuf / gRPC / JSON types of Hubble's API (`proto/`).
 //! - [`config`]: defaults < `config.toml` < environment.
 //! - [`flow`]: the matcher's view of one flow.
+//! - [`names`]: the names of a flow's side and which an `fqdn` key must cover.
 //! - [`enums`]: enum values the schema may not know (newer Cilium): read, counted, labelled.
 //! - [`located`]: errors that name file, line, column and key.
 //! - [`metrics`]: every Prometheus metric, the cardinality guard.
@@ -37,6 +38,7 @@ pub mod load;
 pub mod loadgen;
 pub mod located;
 pub mod metrics;
+pub mod names;
 pub mod output;
 pub mod pipeline;
 pub mod policy;

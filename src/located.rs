@@ -71,14 +71,29 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(
 /// The byte span of the value at a key path (`["metrics", "labels"]`), if the document has it.
 pub fn span_of(text: &str, keys: &[&str]) -> Option<Range<usize>> {
     let doc = toml::de::DeTable::parse(text).ok()?;
-    let mut table = doc.get_ref();
+    let mut value: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
     let mut span = None;
-    for (i, k) in keys.iter().enumerate() {
-        let (_, v) = table.iter().find(|(key, _)| key.get_ref().as_ref() == *k)?;
-        span = Some(v.span());
-        if i + 1 < keys.len() {
-            table = v.get_ref().as_table()?;
-        }
+    for k in keys {
+        let next = match value.map(|v| v.get_ref()) {
+            // A number picks an element of an array (`servers`, `0`, `labels`).
+            Some(toml::de::DeValue::Array(a)) => a.get(k.parse::<usize>().ok()?)?,
+            Some(other) => {
+                let (_, v) = other
+                    .as_table()?
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == *k)?;
+                v
+            }
+            None => {
+                let (_, v) = doc
+                    .get_ref()
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == *k)?;
+                v
+            }
+        };
+        span = Some(next.span());
+        value = Some(next);
     }
     span
 }

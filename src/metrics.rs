@@ -109,6 +109,8 @@ pub struct Metrics {
     decode_errors: Family<Labels, Counter>,
     series_overflow: Counter,
     dns_cache_entries: Gauge,
+    dns_ignored: Family<Labels, Counter>,
+    names_ambiguous: Counter,
     reload_ok: Gauge,
     reload_ok_time: FGauge,
     http_stalled: Counter,
@@ -216,7 +218,9 @@ fn full_context_value<'a>(
             .destination
             .names
             .first()
-            .map_or(Cow::Borrowed(""), |n| Cow::Owned(crate::dns::normalize(n))),
+            .map_or(Cow::Borrowed(""), |n| {
+                Cow::Owned(crate::names::display_name(n))
+            }),
         "drop_reason" => drop_reason_label(ctx.drop_reason),
         "node" => Cow::Borrowed(ctx.node),
         "attribution" => Cow::Borrowed(d.attribution.as_str()),
@@ -308,6 +312,23 @@ impl Metrics {
             "Names learned from DNS answers currently cached",
             dns_cache_entries.clone(),
         );
+        let dns_ignored = Family::<Labels, Counter>::default();
+        r.register(
+            "dns_answers_ignored",
+            "DNS answers not learned, by reason (untrusted_server: not among dns.servers)",
+            dns_ignored.clone(),
+        );
+        for reason in crate::dns::IgnoreReason::ALL {
+            let _ = dns_ignored.get_or_create_owned(&labels(&[("reason", reason.as_str())]));
+        }
+        let names_ambiguous = Counter::default();
+        r.register(
+            "names_ambiguous",
+            "Flows an fqdn key would have matched on one of their names but did not, because it \
+             did not cover every name behind the IP or on the flow (a shared IP, a CNAME target \
+             alone)",
+            names_ambiguous.clone(),
+        );
         let reload_ok = Gauge::default();
         r.register(
             "config_last_reload_successful",
@@ -383,6 +404,8 @@ impl Metrics {
             decode_errors,
             series_overflow,
             dns_cache_entries,
+            dns_ignored,
+            names_ambiguous,
             reload_ok,
             reload_ok_time,
             http_stalled,
@@ -507,6 +530,9 @@ impl Metrics {
         let mut base = [class, verdict, d.reason, direction];
         let time = ctx.time.unwrap_or_else(now_seconds);
         let wants_exemplar = self.exemplars && d.class == Class::Unexpected;
+        if d.ambiguous {
+            self.names_ambiguous.inc_by(ctx.flows);
+        }
         let (counter, refresh_exemplar) = {
             let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
             let s = &mut *s;
@@ -685,6 +711,13 @@ impl Metrics {
         self.decode_errors
             .get_or_create(&labels(&[("kind", kind)]))
             .inc();
+    }
+
+    /// Counts DNS answers that were not learned (`hubble_noise_dns_answers_ignored_total`).
+    pub fn record_dns_ignored(&self, reason: crate::dns::IgnoreReason, n: u64) {
+        self.dns_ignored
+            .get_or_create(&labels(&[("reason", reason.as_str())]))
+            .inc_by(n);
     }
 
     /// Sets `hubble_noise_dns_cache_entries`.

@@ -99,13 +99,22 @@ pub fn workload(side: &Side<'_>) -> String {
     }
 }
 
-/// Normalised, de-duplicated names of a side (lower-case, no trailing dot).
+/// The names of a side as shown (lower-case, no trailing dot), de-duplicated: those on the
+/// flow, the DNS query, and the live names the pod asked for that resolved to the IP.
 pub fn names(side: &Side<'_>) -> Vec<String> {
+    let n = &side.names;
+    let all = n
+        .flow
+        .iter()
+        .map(String::as_str)
+        .chain(n.query)
+        .chain(n.asked().map(|a| &*a.name))
+        .filter(|n| !n.is_empty());
     let mut out: Vec<String> = Vec::new();
-    for n in &side.names {
-        let n = crate::dns::normalize(n);
-        if !n.is_empty() && !out.contains(&n) {
-            out.push(n);
+    for name in all {
+        let name = crate::names::display_name(name);
+        if !out.contains(&name) {
+            out.push(name);
         }
     }
     out

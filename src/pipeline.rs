@@ -98,29 +98,9 @@ impl Pipeline {
         }
         let this: &'a Self = self;
         let mut ctx = FlowCtx::new(flow, &resp.node_name, resp.time.as_ref());
-        this.add_learned_names(&mut ctx);
+        this.names.annotate(&mut ctx.source, &mut ctx.destination);
         let decision = classifier.classify(&ctx);
         Outcome::Counted { ctx, decision }
-    }
-
-    /// Adds the names each side's IP has for the pod on the other side.
-    fn add_learned_names<'a>(&'a self, ctx: &mut FlowCtx<'a>) {
-        if self.names.is_empty() {
-            return;
-        }
-        if let (Some(ip), Some(src)) = (ctx.destination.ip, ctx.source.endpoint) {
-            self.names.lookup(
-                &src.namespace,
-                &src.pod_name,
-                ip,
-                ctx.time,
-                &mut ctx.destination,
-            );
-        }
-        if let (Some(ip), Some(dst)) = (ctx.source.ip, ctx.destination.endpoint) {
-            self.names
-                .lookup(&dst.namespace, &dst.pod_name, ip, ctx.time, &mut ctx.source);
-        }
     }
 }
 

@@ -129,6 +129,8 @@ pub fn dns_answer(i: u64, namespaces: u64) -> GetFlowsResponse {
         f.source = Some(Endpoint {
             namespace: "kube-system".into(),
             pod_name: "coredns-0".into(),
+            // A trusted server (the default `dns.servers`).
+            labels: vec!["k8s:k8s-app=kube-dns".into()],
             ..Endpoint::default()
         });
         f.verdict = Verdict::Forwarded as i32;

@@ -947,6 +947,7 @@ fn unexpected() -> hubble_noise::classify::Decision<'static> {
         reason: "unmatched",
         rule: None,
         attribution: hubble_noise::classify::Attribution::None,
+        ambiguous: false,
     }
 }
 

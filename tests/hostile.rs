@@ -240,6 +240,7 @@ fn unexpected() -> Decision<'static> {
         reason: "unmatched",
         rule: None,
         attribution: Attribution::None,
+        ambiguous: false,
     }
 }
 

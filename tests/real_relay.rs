@@ -238,11 +238,24 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
+/// A free port for a process this test starts (relay, daemon), below the kernel's ephemeral
+/// range (32768 and up on Linux). A port the kernel picked for `bind(0)` could be handed out
+/// again, to a test node of a test running beside this one, before the relay binds it; the
+/// daemon would then read that node directly. Ports from this range are never picked by the
+/// kernel, and a counter keeps the tests of this binary apart.
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id() % 8_000;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (base + n) % 12_000;
+        let addr = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).expect("port")));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free port in 20000-31999 on 127.0.0.1");
 }
 
 /// Polls `probe` until it returns `Some`; fails with `what` and the last state after
@@ -380,8 +393,12 @@ impl Relay {
             )
             .spawn()
             .expect("hubble-relay starts");
-        let proc = Proc(child);
+        let mut proc = Proc(child);
         wait("hubble-relay to listen", || {
+            if let Ok(Some(status)) = proc.0.try_wait() {
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("hubble-relay exited ({status}):\n{log}");
+            }
             TcpStream::connect(addr)
                 .map(drop)
                 .map_err(|e| e.to_string())
@@ -937,9 +954,15 @@ fn mtls_to_the_real_relay_counts_what_replay_counts() {
     // required") or the connection the relay closed (broken pipe, reset, EOF), depending on
     // timing. Either way it must fail and print no flow.
     let err = String::from_utf8_lossy(&out.stderr);
-    let refused = ["certificate", "broken pipe", "connection reset", "EOF", "Unavailable"]
-        .iter()
-        .any(|w| err.contains(w));
+    let refused = [
+        "certificate",
+        "broken pipe",
+        "connection reset",
+        "EOF",
+        "Unavailable",
+    ]
+    .iter()
+    .any(|w| err.contains(w));
     assert!(
         !out.status.success() && out.stdout.is_empty() && refused,
         "mTLS lets a client without a certificate in: {out:?}"

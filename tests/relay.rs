@@ -766,6 +766,7 @@ fn cardinality_is_capped_and_totals_stay_exact() {
         reason: "unmatched",
         rule: None,
         attribution: Attribution::None,
+        ambiguous: false,
     };
     let n = 100_000;
     for i in 0..n {

@@ -54,6 +54,27 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             cfg.classify.expected_log_tags.join(", ")
         }
     );
+    if !cfg.dns.learn {
+        let _ = writeln!(out, "dns: learning off (dns.learn = false)");
+    } else if cfg.dns.servers.is_empty() {
+        let _ = writeln!(
+            out,
+            "dns: trusts no DNS server (dns.servers is empty): no name is learned"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "dns: names learned from answers of {} trusted server selector(s), scope {}:",
+            cfg.dns.servers.len(),
+            match cfg.dns.scope {
+                crate::config::DnsScope::Endpoint => "endpoint",
+                crate::config::DnsScope::Cluster => "cluster",
+            }
+        );
+        for s in &cfg.dns.servers {
+            let _ = writeln!(out, "  {s}");
+        }
+    }
     let rules = classifier.rules.rules();
     let expected = rules.iter().filter(|r| r.class == Class::Expected).count();
     let _ = writeln!(

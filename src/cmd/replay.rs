@@ -104,6 +104,10 @@ pub struct Totals {
     pub lost: u64,
     /// Unexpected flows by (source workload, destination).
     pub unexpected_groups: HashMap<(String, String), u64>,
+    /// DNS answers not learned because no trusted server gave them.
+    pub dns_untrusted: u64,
+    /// Flows whose class a name that did not count changed (`hubble_noise_names_ambiguous_total`).
+    pub names_ambiguous: u64,
 }
 
 impl Totals {
@@ -176,6 +180,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 Outcome::Lost(l) => totals.lost = totals.lost.saturating_add(l.num_events_lost),
                 Outcome::NodeStatus(_) | Outcome::Empty => {}
             }
+            for (_, n) in pipeline.names.take_ignored() {
+                totals.dns_untrusted = totals.dns_untrusted.saturating_add(n);
+            }
             ControlFlow::Continue(())
         })
         .with_context(|| format!("{}: read error", path.display()))?;
@@ -232,6 +239,9 @@ fn write_explained(out: &mut impl Write, rec: &Record<'_>) -> std::io::Result<()
 fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
     // An aggregated flow counts the flows it stands for, like `hubble_noise_flows_total`.
     let n = ctx.flows;
+    if d.ambiguous {
+        t.names_ambiguous = t.names_ambiguous.saturating_add(n);
+    }
     let total = t
         .by_reason
         .entry((d.class, d.reason.to_string()))
@@ -295,6 +305,13 @@ fn print_table(
         "not counted: {} drop-notification twin(s), {} duplicate(s), {} flow(s) of other verdicts; {} event(s) lost upstream",
         t.twins, t.duplicates, t.not_counted, t.lost
     )?;
+    if t.dns_untrusted > 0 || t.names_ambiguous > 0 {
+        writeln!(
+            out,
+            "names: {} DNS answer(s) from untrusted servers not learned; {} flow(s) left unexpected by a name that did not count alone (shared IP, CNAME target)",
+            t.dns_untrusted, t.names_ambiguous
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "{:<11} {:<40} {:>8}", "CLASS", "REASON", "FLOWS")?;
     let mut rows: Vec<_> = t.by_reason.iter().collect();

@@ -314,6 +314,9 @@ async fn pipeline_task(
             metrics.record_outcome(&outcome, &classifier);
         }
         metrics.set_dns_cache_entries(pipeline.names.len());
+        for (reason, n) in pipeline.names.take_ignored() {
+            metrics.record_dns_ignored(reason, n);
+        }
     }
 }
 

@@ -1,17 +1,23 @@
-//! Names learned from observed DNS answers (PRODUCT.md §6 `[dns]`).
+//! Names learned from observed DNS answers (PRODUCT.md §5 and §6 `[dns]`).
 //!
-//! L7 DNS response records carry `query`, `ips`, `ttl` and `cnames`; in a response the pod that
-//! asked is the destination. Each answer maps (pod, IP) → name until the answer's time plus its
-//! TTL (floored at `min_ttl`), judged against the flow's time. Bounded: the oldest entries go
-//! first. When in doubt (no entry, expired, another pod) the name is unknown.
+//! L7 DNS response records carry `query`, `ips`, `ttl` and `cnames`. An answer is learned only
+//! when a trusted server gave it (`dns.servers`): the server is the side on port 53, the pod
+//! that asked the other. Per (pod, IP) the cache keeps the names the pod *asked for* whose
+//! answers held the IP, each with the answer's CNAME chain as aliases, its time and its expiry
+//! (answer time plus TTL, floored at `min_ttl`), judged against the flow's time. Asking the
+//! same name again (any case, trailing dot or not) refreshes that one name. Bounded: the oldest
+//! entries go first. Answers from other servers are not learned; the last one per (pod, IP) is
+//! kept in a small side table so that `--explain` can say who answered.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::api::flow::{Flow, L7FlowType, layer7};
+use crate::api::flow::{Endpoint, Flow, L7FlowType, Verdict, layer7};
 use crate::config::{DnsConfig, DnsScope};
 use crate::flow::{Side, is_reply, l4_ports, unix_seconds};
+use crate::names::{Asked, Ignored, Learned, normalize};
+use crate::rules::endpoint::EndpointSelector;
 
 /// Who a learned name belongs to: a 128-bit hash of (namespace, pod), or 0 for cluster scope.
 /// Fixed-size, so a lookup allocates nothing; two pods would have to collide on 128 bits to
@@ -30,53 +36,42 @@ fn owner_hash(namespace: &str, pod: &str) -> u128 {
     u128::from(half(1)) << 64 | u128::from(half(2))
 }
 
-#[derive(Debug)]
-struct Entry {
-    name: Arc<str>,
-    expires: f64,
-    seq: u64,
+/// The most CNAME targets kept per asked name (real chains have one to three).
+pub const MAX_ALIASES: usize = 8;
+
+/// The most ignored answers kept for `--explain` (a flood from an untrusted server only
+/// rotates this table; it never evicts learned names).
+pub const MAX_IGNORED: usize = 4096;
+
+/// Why an answer was not learned (the `reason` label of
+/// `hubble_noise_dns_answers_ignored_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IgnoreReason {
+    /// The server that answered is not among `dns.servers`.
+    UntrustedServer,
 }
 
-/// The names of one (owner, IP): almost always one, kept inline so that an entry costs no
-/// allocation of its own.
-#[derive(Debug)]
-struct Names {
-    first: Entry,
-    more: Vec<Entry>,
-}
+impl IgnoreReason {
+    /// Every reason, for registering the label values up front.
+    pub const ALL: [IgnoreReason; 1] = [IgnoreReason::UntrustedServer];
 
-impl Names {
-    fn iter(&self) -> impl Iterator<Item = &Entry> {
-        std::iter::once(&self.first).chain(&self.more)
-    }
-
-    fn find_mut(&mut self, name: &str) -> Option<&mut Entry> {
-        std::iter::once(&mut self.first)
-            .chain(&mut self.more)
-            .find(|e| &*e.name == name)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        1 + self.more.len()
-    }
-
-    /// Removes the entry with this sequence number; `false` when it was the last one (the
-    /// caller then removes the whole key).
-    fn remove_seq(&mut self, seq: u64) -> Option<bool> {
-        if self.first.seq == seq {
-            return match self.more.pop() {
-                Some(e) => {
-                    self.first = e;
-                    Some(true)
-                }
-                None => Some(false),
-            };
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::UntrustedServer => "untrusted_server",
         }
-        let pos = self.more.iter().position(|e| e.seq == seq)?;
-        self.more.swap_remove(pos);
-        Some(true)
     }
+}
+
+/// What [`NameCache::learn`] made of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learn {
+    /// Not a DNS answer with addresses (or learning is off).
+    NotAnAnswer,
+    /// Learned: this many (pod, IP, name) entries added or refreshed.
+    Learned(usize),
+    /// An answer that was not learned, and why.
+    Ignored(IgnoreReason),
 }
 
 /// The cache of learned names.
@@ -86,11 +81,16 @@ pub struct NameCache {
     max_entries: usize,
     min_ttl: f64,
     enabled: bool,
-    map: HashMap<(Owner, IpAddr), Names, foldhash::fast::RandomState>,
+    servers: Vec<EndpointSelector>,
+    map: HashMap<(Owner, IpAddr), Learned, foldhash::fast::RandomState>,
     /// Insertion order for eviction: (owner, ip, seq).
     order: VecDeque<(Owner, IpAddr, u64)>,
     entries: usize,
     seq: u64,
+    ignored: HashMap<(Owner, IpAddr), Ignored, foldhash::fast::RandomState>,
+    ignored_order: VecDeque<(Owner, IpAddr)>,
+    /// Ignored answers not yet handed to the metrics, per reason.
+    ignored_pending: [u64; IgnoreReason::ALL.len()],
 }
 
 impl Default for NameCache {
@@ -100,28 +100,46 @@ impl Default for NameCache {
 }
 
 impl NameCache {
-    /// An empty cache with the given settings.
+    /// An empty cache with the given settings. A server selector that does not compile (the
+    /// config loader refuses such configs first) trusts nothing.
     pub fn new(cfg: &DnsConfig) -> Self {
         Self {
             scope: cfg.scope,
             max_entries: cfg.max_entries.max(1),
             min_ttl: cfg.min_ttl.as_secs_f64(),
             enabled: cfg.learn,
+            servers: cfg
+                .servers
+                .iter()
+                .filter_map(|s| s.compile().ok())
+                .collect(),
             map: HashMap::default(),
             order: VecDeque::new(),
             entries: 0,
             seq: 0,
+            ignored: HashMap::default(),
+            ignored_order: VecDeque::new(),
+            ignored_pending: [0; IgnoreReason::ALL.len()],
         }
     }
 
-    /// How many (owner, IP, name) entries are held.
+    /// How many (owner, IP, asked name) entries are held.
     pub fn len(&self) -> usize {
         self.entries
     }
 
-    /// Whether the cache holds nothing.
+    /// Whether the cache holds nothing (learned or ignored).
     pub fn is_empty(&self) -> bool {
-        self.entries == 0
+        self.entries == 0 && self.ignored.is_empty()
+    }
+
+    /// The answers ignored since the last call, per reason (for the metrics).
+    pub fn take_ignored(&mut self) -> impl Iterator<Item = (IgnoreReason, u64)> + use<> {
+        let pending = std::mem::take(&mut self.ignored_pending);
+        IgnoreReason::ALL
+            .into_iter()
+            .zip(pending)
+            .filter(|(_, n)| *n > 0)
     }
 
     fn owner(&self, namespace: &str, pod: &str) -> Option<Owner> {
@@ -132,81 +150,108 @@ impl NameCache {
         }
     }
 
-    /// Learns from one flow if it is an L7 DNS response with answers. Returns how many
-    /// entries were added or refreshed.
-    pub fn learn(&mut self, flow: &Flow, response_time: Option<&pbjson_types::Timestamp>) -> usize {
+    /// Learns from one flow if it is an L7 DNS response with addresses that reached the pod
+    /// (not DROPPED, not ERROR) from a trusted server.
+    pub fn learn(&mut self, flow: &Flow, response_time: Option<&pbjson_types::Timestamp>) -> Learn {
         if !self.enabled {
-            return 0;
+            return Learn::NotAnAnswer;
         }
-        let Some(l7) = flow.l7.as_ref() else { return 0 };
-        let Some(layer7::Record::Dns(dns)) = l7.record.as_ref() else {
-            return 0;
+        let Some(l7) = flow.l7.as_ref() else {
+            return Learn::NotAnAnswer;
         };
-        if l7.r#type != L7FlowType::Response as i32 || dns.ips.is_empty() || dns.query.is_empty() {
-            return 0;
+        let Some(layer7::Record::Dns(dns)) = l7.record.as_ref() else {
+            return Learn::NotAnAnswer;
+        };
+        if l7.r#type != L7FlowType::Response as i32
+            || dns.ips.is_empty()
+            || dns.query.is_empty()
+            || flow.verdict == Verdict::Dropped as i32
+            || flow.verdict == Verdict::Error as i32
+        {
+            return Learn::NotAnAnswer;
         }
         let Some(time) = flow.time.as_ref().or(response_time).map(unix_seconds) else {
-            return 0;
+            return Learn::NotAnAnswer;
         };
-        // In a response record the DNS server is the source (port 53) and the pod that asked is
-        // the destination. Judge by the port first, since some records are written the other
-        // way round, then by `is_reply`.
-        let (sport, dport) = l4_ports(flow);
-        let asker = if sport == 53 && dport != 53 {
-            flow.destination.as_ref()
-        } else if dport == 53 && sport != 53 {
-            flow.source.as_ref()
-        } else if is_reply(flow) {
-            flow.destination.as_ref()
-        } else {
-            flow.source.as_ref()
+        let Some(query) = normalize(&dns.query).map(Arc::<str>::from) else {
+            return Learn::NotAnAnswer;
         };
-        let Some(asker) = asker else { return 0 };
+        let Some((asker, server)) = asker_and_server(flow) else {
+            return Learn::NotAnAnswer;
+        };
         let Some(owner) = self.owner(&asker.namespace, &asker.pod_name) else {
-            return 0;
+            return Learn::NotAnAnswer;
         };
-        let ttl = f64::from(dns.ttl).max(self.min_ttl);
-        let expires = time + ttl;
-        let mut names: Vec<Arc<str>> = Vec::with_capacity(1 + dns.cnames.len());
-        names.push(normalize(&dns.query).into());
-        for c in &dns.cnames {
-            if !c.is_empty() {
-                names.push(normalize(c).into());
+        let ips = dns.ips.iter().filter_map(|ip| ip.parse::<IpAddr>().ok());
+        if !self.servers.iter().any(|s| s.matches(&server)) {
+            let who: Box<str> = crate::output::endpoint(&server).into();
+            for ip in ips {
+                self.remember_ignored(
+                    owner,
+                    ip,
+                    Ignored {
+                        name: query.clone(),
+                        server: who.clone(),
+                        at: time,
+                    },
+                );
             }
+            let r = IgnoreReason::UntrustedServer;
+            self.ignored_pending[r as usize] = self.ignored_pending[r as usize].saturating_add(1);
+            return Learn::Ignored(r);
         }
+        let expires = time + f64::from(dns.ttl).max(self.min_ttl);
+        let aliases: Box<[Arc<str>]> = dns
+            .cnames
+            .iter()
+            .filter_map(|c| normalize(c))
+            .filter(|c| **c != *query)
+            .take(MAX_ALIASES)
+            .map(Arc::from)
+            .collect();
         let mut added = 0;
-        for ip in &dns.ips {
-            let Ok(ip) = ip.parse::<IpAddr>() else {
-                continue;
-            };
-            for name in &names {
-                self.insert(owner, ip, name.clone(), expires);
-                added += 1;
-            }
+        for ip in ips {
+            self.insert(owner, ip, &query, &aliases, time, expires);
+            added += 1;
         }
-        added
+        Learn::Learned(added)
     }
 
-    fn insert(&mut self, owner: Owner, ip: IpAddr, name: Arc<str>, expires: f64) {
+    fn insert(
+        &mut self,
+        owner: Owner,
+        ip: IpAddr,
+        name: &Arc<str>,
+        aliases: &[Arc<str>],
+        time: f64,
+        expires: f64,
+    ) {
         self.seq += 1;
         let seq = self.seq;
+        let fresh = Asked {
+            name: name.clone(),
+            aliases: aliases.into(),
+            asked_at: time,
+            expires,
+            seq,
+        };
         match self.map.entry((owner, ip)) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
-                let names = o.get_mut();
-                if let Some(e) = names.find_mut(&name) {
-                    e.expires = e.expires.max(expires);
-                    e.seq = seq;
+                let learned = o.get_mut();
+                if let Some(a) = learned.find_mut(name) {
+                    // Asked again: the latest answer's chain, the later expiry.
+                    a.expires = a.expires.max(expires);
+                    a.asked_at = a.asked_at.max(time);
+                    a.aliases = fresh.aliases;
+                    a.seq = seq;
                     self.order.push_back((owner, ip, seq));
                     self.compact_order();
                     return;
                 }
-                names.more.push(Entry { name, expires, seq });
+                learned.more.push(fresh);
             }
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Names {
-                    first: Entry { name, expires, seq },
-                    more: Vec::new(),
-                });
+                v.insert(Learned::new(fresh));
             }
         }
         self.entries += 1;
@@ -217,12 +262,26 @@ impl NameCache {
         self.compact_order();
     }
 
+    fn remember_ignored(&mut self, owner: Owner, ip: IpAddr, answer: Ignored) {
+        if self.ignored.insert((owner, ip), answer).is_none() {
+            self.ignored_order.push_back((owner, ip));
+            while self.ignored.len() > MAX_IGNORED {
+                match self.ignored_order.pop_front() {
+                    Some(k) => {
+                        self.ignored.remove(&k);
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
     /// Removes the entry with the oldest insertion that is still current.
     fn evict_oldest(&mut self) {
         while let Some((owner, ip, seq)) = self.order.pop_front() {
             let key = (owner, ip);
-            if let Some(names) = self.map.get_mut(&key) {
-                if let Some(kept) = names.remove_seq(seq) {
+            if let Some(learned) = self.map.get_mut(&key) {
+                if let Some(kept) = learned.remove_seq(seq) {
                     self.entries -= 1;
                     if !kept {
                         self.map.remove(&key);
@@ -245,169 +304,67 @@ impl NameCache {
         }
     }
 
-    /// Adds to `side` the names the pod `namespace/pod` learned for `ip`, still valid at
-    /// `time`, with their expiry.
-    pub fn lookup<'s>(
-        &'s self,
-        namespace: &str,
-        pod: &str,
-        ip: IpAddr,
-        time: Option<f64>,
-        side: &mut Side<'s>,
-    ) {
-        let Some(time) = time else { return };
+    /// What the pod `namespace/pod` asked for that resolved to `ip` (live or not: the caller
+    /// judges against the flow's time).
+    pub fn learned(&self, namespace: &str, pod: &str, ip: IpAddr) -> Option<&Learned> {
         if self.entries == 0 {
+            return None;
+        }
+        self.map.get(&(self.owner(namespace, pod)?, ip))
+    }
+
+    /// The last answer naming `ip` for the pod that was not learned, if one is kept.
+    pub fn ignored(&self, namespace: &str, pod: &str, ip: IpAddr) -> Option<&Ignored> {
+        if self.ignored.is_empty() {
+            return None;
+        }
+        self.ignored.get(&(self.owner(namespace, pod)?, ip))
+    }
+
+    /// Fills in what the cache knows of each side's IP for the pod on the other side.
+    pub fn annotate<'a>(&'a self, source: &mut Side<'a>, destination: &mut Side<'a>) {
+        if self.is_empty() {
             return;
         }
-        let Some(owner) = self.owner(namespace, pod) else {
-            return;
-        };
-        if let Some(list) = self.map.get(&(owner, ip)) {
-            for e in list.iter().filter(|e| time <= e.expires) {
-                side.names.push(&e.name);
-                side.learned_expiry.push(e.expires);
-            }
+        if let (Some(ip), Some(src)) = (destination.ip, source.endpoint) {
+            destination.names.learned = self.learned(&src.namespace, &src.pod_name, ip);
+            destination.names.ignored = self.ignored(&src.namespace, &src.pod_name, ip);
+        }
+        if let (Some(ip), Some(dst)) = (source.ip, destination.endpoint) {
+            source.names.learned = self.learned(&dst.namespace, &dst.pod_name, ip);
+            source.names.ignored = self.ignored(&dst.namespace, &dst.pod_name, ip);
         }
     }
 }
 
-/// Lower-case, no trailing dot.
-pub fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
+/// The pod that asked and the server that answered, in a DNS response record. The server is
+/// the side on port 53: some records are written the other way round (Cilium's DNS proxy
+/// writes the pod as the source), so ports decide first, then `is_reply`.
+fn asker_and_server(flow: &Flow) -> Option<(&Endpoint, Side<'_>)> {
+    let (sport, dport) = l4_ports(flow);
+    let server_is_source = if sport == 53 && dport != 53 {
+        true
+    } else if dport == 53 && sport != 53 {
+        false
+    } else {
+        is_reply(flow)
+    };
+    let (sip, dip) = match flow.ip.as_ref() {
+        Some(ip) => (ip.source.parse().ok(), ip.destination.parse().ok()),
+        None => (None, None),
+    };
+    let (asker, server, server_ip) = if server_is_source {
+        (flow.destination.as_ref(), flow.source.as_ref(), sip)
+    } else {
+        (flow.source.as_ref(), flow.destination.as_ref(), dip)
+    };
+    let server = Side {
+        endpoint: server,
+        ip: server_ip,
+        ..Side::default()
+    };
+    Some((asker?, server))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::flow::{Dns, Endpoint, Layer4, Layer7, Udp, layer4};
-    use proptest::prelude::*;
-
-    fn answer(pod: &str, query: &str, ips: &[&str], ttl: u32, at: i64) -> Flow {
-        Flow {
-            time: Some(pbjson_types::Timestamp {
-                seconds: at,
-                nanos: 0,
-            }),
-            l4: Some(Layer4 {
-                protocol: Some(layer4::Protocol::Udp(Udp {
-                    source_port: 53,
-                    destination_port: 40000,
-                })),
-            }),
-            source: Some(Endpoint {
-                namespace: "kube-system".into(),
-                pod_name: "coredns-1".into(),
-                ..Endpoint::default()
-            }),
-            destination: Some(Endpoint {
-                namespace: "shop".into(),
-                pod_name: pod.into(),
-                ..Endpoint::default()
-            }),
-            l7: Some(Layer7 {
-                r#type: L7FlowType::Response as i32,
-                latency_ns: 0,
-                record: Some(layer7::Record::Dns(Dns {
-                    query: query.into(),
-                    ips: ips.iter().map(|s| s.to_string()).collect(),
-                    ttl,
-                    cnames: vec!["Edge.Example.COM.".into()],
-                    ..Dns::default()
-                })),
-            }),
-            is_reply: Some(pbjson_types::BoolValue { value: true }),
-            ..Flow::default()
-        }
-    }
-
-    fn names(c: &NameCache, pod: &str, ip: &str, at: f64) -> Vec<String> {
-        let mut side = Side::default();
-        c.lookup("shop", pod, ip.parse().expect("ip"), Some(at), &mut side);
-        assert_eq!(side.names.len(), side.learned_expiry.len());
-        let mut v: Vec<String> = side.names.into_iter().map(str::to_string).collect();
-        v.sort();
-        v
-    }
-
-    #[test]
-    fn learns_per_pod_until_the_ttl() {
-        let mut c = NameCache::default();
-        let f = answer(
-            "app-1",
-            "collector.example.com.",
-            &["203.0.113.10"],
-            300,
-            1000,
-        );
-        assert_eq!(c.learn(&f, None), 2, "query and cname");
-        assert_eq!(
-            names(&c, "app-1", "203.0.113.10", 1200.0),
-            ["collector.example.com", "edge.example.com"]
-        );
-        assert!(
-            names(&c, "app-2", "203.0.113.10", 1200.0).is_empty(),
-            "another pod"
-        );
-        assert!(
-            names(&c, "app-1", "203.0.113.11", 1200.0).is_empty(),
-            "another IP"
-        );
-        assert!(
-            names(&c, "app-1", "203.0.113.10", 1301.0).is_empty(),
-            "after the TTL"
-        );
-    }
-
-    #[test]
-    fn cluster_scope_shares_names_and_min_ttl_floors() {
-        let cfg = DnsConfig {
-            scope: DnsScope::Cluster,
-            min_ttl: std::time::Duration::from_secs(600),
-            ..DnsConfig::default()
-        };
-        let mut c = NameCache::new(&cfg);
-        c.learn(
-            &answer("app-1", "a.example.com.", &["192.0.2.1"], 5, 0),
-            None,
-        );
-        assert_eq!(names(&c, "other", "192.0.2.1", 500.0)[0], "a.example.com");
-    }
-
-    #[test]
-    fn learning_can_be_turned_off() {
-        let cfg = DnsConfig {
-            learn: false,
-            ..DnsConfig::default()
-        };
-        let mut c = NameCache::new(&cfg);
-        assert_eq!(
-            c.learn(&answer("p", "a.example.com.", &["192.0.2.1"], 5, 0), None),
-            0
-        );
-        assert!(c.is_empty());
-    }
-
-    proptest! {
-        #[test]
-        fn never_holds_more_than_max_entries(
-            max in 1usize..50,
-            answers in proptest::collection::vec((0u8..8, 0u8..20, 0u8..6, 0u32..100), 0..300),
-        ) {
-            let cfg = DnsConfig { max_entries: max, ..DnsConfig::default() };
-            let mut c = NameCache::new(&cfg);
-            for (pod, ip, name, ttl) in answers {
-                let f = answer(
-                    &format!("p{pod}"),
-                    &format!("n{name}.example.com."),
-                    &[&format!("10.0.0.{ip}")],
-                    ttl,
-                    0,
-                );
-                c.learn(&f, None);
-                prop_assert!(c.len() <= max, "{} > {}", c.len(), max);
-                let held: usize = c.map.values().map(Names::len).sum();
-                prop_assert_eq!(held, c.len());
-            }
-        }
-    }
-}
+mod tests;

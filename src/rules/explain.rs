@@ -5,10 +5,12 @@
 
 use std::fmt::Write as _;
 
+use super::fqdn::FqdnPattern;
 use super::labels::LabelSelector;
 use super::matcher::{CompiledMatch, SideMatch, in_force};
 use super::port::PortSpec;
 use crate::flow::{FlowCtx, Side};
+use crate::names::{display_name, same_name};
 use crate::output::{direction_name, drop_reason_label};
 
 /// One key of a rule tested against a flow.
@@ -173,49 +175,8 @@ fn side_checks(c: &mut Checks<'_>, name: &str, m: &SideMatch, side: &Side<'_>, c
         }
     }
     if let Some(ps) = &m.fqdn {
-        let mut hit = None;
-        for (i, n) in side.names.iter().enumerate() {
-            if let Some(p) = ps.iter().find(|p| p.matches(n)) {
-                hit = Some((p, i, *n));
-                break;
-            }
-        }
-        match hit {
-            Some((p, i, n)) => {
-                let mut d = format!(
-                    "{} ~ {}",
-                    p.as_str().trim_end_matches('.'),
-                    crate::dns::normalize(n)
-                );
-                match (side.learned(i), ctx.time) {
-                    (Some(exp), Some(t)) => {
-                        let _ = write!(
-                            d,
-                            " (learned from DNS, ttl {:.0}s left)",
-                            (exp - t).max(0.0)
-                        );
-                    }
-                    _ => d.push_str(" (name on the flow)"),
-                }
-                c.push(key("fqdn"), true, d);
-            }
-            None => {
-                let known = if side.names.is_empty() {
-                    let ip = side.ip.map_or("it".to_string(), |ip| ip.to_string());
-                    format!("no name known for {ip}")
-                } else {
-                    list(side.names.iter().map(|n| crate::dns::normalize(n)))
-                };
-                c.push(
-                    key("fqdn"),
-                    false,
-                    format!(
-                        "{} !~ {known}",
-                        list(ps.iter().map(|p| p.as_str().trim_end_matches('.')))
-                    ),
-                );
-            }
-        }
+        let (ok, detail) = explain_fqdn(ps, side, ctx.time);
+        c.push(key("fqdn"), ok, detail);
     }
     if let Some(ps) = &m.port {
         let ok = ps.iter().any(|p| p.matches(side.port, ctx.proto));
@@ -229,6 +190,126 @@ fn side_checks(c: &mut Checks<'_>, name: &str, m: &SideMatch, side: &Side<'_>, c
             format!("{} {} {got}", list(ps), if ok { "~" } else { "!~" }),
         );
     }
+}
+
+/// A Unix time as RFC 3339 (whole seconds), for `--explain`.
+fn when(t: f64) -> String {
+    crate::output::rfc3339(&pbjson_types::Timestamp {
+        // `as` saturates: a time from the wire at the ends of the range prints, never panics.
+        seconds: t.floor() as i64,
+        nanos: 0,
+    })
+}
+
+/// Why an `fqdn` key did or did not cover a side (PRODUCT.md §5): each name it had to cover
+/// and where it came from; what kept a name from counting (another name behind a shared IP, a
+/// CNAME target standing alone, an untrusted server, an expired TTL).
+fn explain_fqdn(ps: &[FqdnPattern], side: &Side<'_>, time: Option<f64>) -> (bool, String) {
+    let n = &side.names;
+    let cover = |name: &str| ps.iter().find(|p| p.matches(name)).map(|p| p.display());
+    let pats = list(ps.iter().map(|p| p.display()));
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    let asked: Vec<_> = n.asked().collect();
+    for a in &asked {
+        let name = display_name(&a.name);
+        let left = time.map_or(0.0, |t| (a.expires - t).max(0.0));
+        let how = if asked.len() > 1 {
+            format!("asked {}, ttl {left:.0}s left", when(a.asked_at))
+        } else {
+            format!("ttl {left:.0}s left")
+        };
+        match cover(&a.name) {
+            Some(p) => ok.push(format!("{p} ~ {name} (learned from DNS, {how})")),
+            None => {
+                let mut why = format!("{name} (learned from DNS, {how}) is not covered");
+                if let Some((alias, p)) = a.aliases.iter().find_map(|x| cover(x).map(|p| (x, p))) {
+                    let _ = write!(
+                        why,
+                        "; its CNAME target {} ~ {p} is an alias, which never covers by itself",
+                        display_name(alias)
+                    );
+                }
+                bad.push(why);
+            }
+        }
+    }
+    if asked.len() > 1 && !bad.is_empty() {
+        bad.insert(
+            0,
+            format!(
+                "the pod asked for {} names that resolved to {}: every one must be covered",
+                asked.len(),
+                side.ip.map_or("this IP".to_string(), |ip| ip.to_string())
+            ),
+        );
+    }
+    if let Some(q) = n.query {
+        match cover(q) {
+            Some(p) => ok.push(format!("{p} ~ {} (the DNS query)", display_name(q))),
+            None => bad.push(format!(
+                "{} (the DNS query) is not covered",
+                display_name(q)
+            )),
+        }
+    }
+    for f in n.flow.iter().filter(|f| !f.is_empty()) {
+        if asked.iter().any(|a| same_name(&a.name, f)) {
+            continue; // said above
+        }
+        if let Some(a) = asked.iter().find(|a| a.has_alias(f)) {
+            ok.push(format!(
+                "{} (on the flow) is a CNAME target of {}",
+                display_name(f),
+                display_name(&a.name)
+            ));
+            continue;
+        }
+        match cover(f) {
+            Some(p) => ok.push(format!("{p} ~ {} (name on the flow)", display_name(f))),
+            None => bad.push(format!(
+                "{} (name on the flow) is not covered",
+                display_name(f)
+            )),
+        }
+    }
+    let any = !asked.is_empty() || n.query.is_some() || n.flow.iter().any(|f| !f.is_empty());
+    if any && bad.is_empty() {
+        return (true, ok.join(", "));
+    }
+    if !any {
+        let ip = side.ip.map_or("it".to_string(), |ip| ip.to_string());
+        bad.push(format!("no name known for {ip}"));
+        if time.is_none() {
+            bad.push("the flow has no time to judge learned names by".into());
+        }
+        if let (Some(l), Some(t)) = (n.learned, time) {
+            for a in l.iter().filter(|a| !a.live_at(t)) {
+                bad.push(format!(
+                    "{} was learned from DNS but its answer expired {:.0}s before the flow \
+                     (asked {}, ttl {:.0}s)",
+                    display_name(&a.name),
+                    t - a.expires,
+                    when(a.asked_at),
+                    a.expires - a.asked_at
+                ));
+            }
+        }
+    }
+    if let Some(i) = n.ignored {
+        bad.push(format!(
+            "the answer for {} from {} (at {}) was not learned: not a trusted DNS server \
+             (dns.servers)",
+            display_name(&i.name),
+            i.server,
+            when(i.at)
+        ));
+    }
+    let mut detail = format!("{pats} !~ {}", bad.join("; "));
+    if !ok.is_empty() {
+        let _ = write!(detail, "; covered: {}", ok.join(", "));
+    }
+    (false, detail)
 }
 
 fn glob_strs(g: &Option<Vec<super::glob::Glob>>) -> Option<Vec<String>> {

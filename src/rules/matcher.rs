@@ -15,6 +15,7 @@ use super::labels::{Entity, LabelSelector};
 use super::port::PortSpec;
 use crate::api::flow::{DropReason, TrafficDirection, Verdict};
 use crate::flow::{FlowCtx, Side};
+use crate::names::SideNames;
 
 /// The constraints on one side of a flow. `None` = no constraint.
 #[derive(Clone, Debug, Default)]
@@ -83,7 +84,7 @@ impl SideMatch {
             && self
                 .fqdn
                 .as_ref()
-                .is_none_or(|ps| side.names.iter().any(|n| ps.iter().any(|p| p.matches(n))))
+                .is_none_or(|ps| fqdn_covers(ps, &side.names))
     }
 
     /// Per present key: whether it is a catch-all. Empty when nothing is constrained.
@@ -162,6 +163,15 @@ impl CompiledMatch {
     }
 }
 
+/// Whether an `fqdn` key covers a side: there is a name, and every name the key must cover
+/// (see [`SideNames::required`]) is matched by one of its patterns.
+pub(crate) fn fqdn_covers(ps: &[FqdnPattern], names: &SideNames<'_>) -> bool {
+    let mut buf = String::new();
+    names.all_covered(|n| {
+        fqdn::normalize_into(n, &mut buf) && ps.iter().any(|p| p.matches_normalized(&buf))
+    })
+}
+
 /// The fqdn and cidr index of one side over all rules.
 #[derive(Debug, Default)]
 struct SideIndex {
@@ -238,27 +248,52 @@ impl SideIndex {
         }
     }
 
-    fn fill_fqdn(&self, side: &Side<'_>, bits: &mut [u64], s: &mut Names) {
-        // Most denied flows carry no name at all: nothing to look up.
-        let Some(set) = self.fqdn.as_ref().filter(|_| !side.names.is_empty()) else {
+    /// The rules whose `fqdn` key (this side) covers the side's names, into `strict`; and into
+    /// `any` the rules whose key matches at least one of its names, aliases included (what a
+    /// key would match if one name were enough). Both stay empty when the side has no name.
+    fn fill_fqdn(&self, names: &SideNames<'_>, strict: &mut [u64], any: &mut [u64], s: &mut Names) {
+        let Some(set) = self.fqdn.as_ref() else {
             return;
         };
+        let mut first = true;
+        for n in names.required() {
+            if !self.name_bits(set, n, s) {
+                s.tmp.fill(0);
+            }
+            for ((st, an), t) in strict.iter_mut().zip(any.iter_mut()).zip(&s.tmp) {
+                *st = if first { *t } else { *st & t };
+                *an |= t;
+            }
+            first = false;
+        }
+        // CNAME targets never cover by themselves; for `any` they count like names.
+        for alias in names.asked().flat_map(|a| a.aliases.iter()) {
+            if self.name_bits(set, alias, s) {
+                for (an, t) in any.iter_mut().zip(&s.tmp) {
+                    *an |= t;
+                }
+            }
+        }
+    }
+
+    /// The rules with a pattern (this side) matching `name`, into `s.tmp`. False, with
+    /// `s.tmp` unspecified, when none does.
+    fn name_bits(&self, set: &RegexSet, name: &str, s: &mut Names) -> bool {
+        if !fqdn::normalize_into(name, &mut s.buf) {
+            return false;
+        }
         s.hits.clear();
         s.hits.resize(set.len(), false);
-        let mut any = false;
-        for name in &side.names {
-            if fqdn::normalize_into(name, &mut s.buf) {
-                any |= set.matches_read_at(&mut s.hits, &s.buf, 0);
-            }
+        if !set.matches_read_at(&mut s.hits, &s.buf, 0) {
+            return false;
         }
-        if !any {
-            return;
-        }
+        s.tmp.fill(0);
         for (p, hit) in s.hits.iter().enumerate() {
             if *hit {
-                set_bit(bits, self.fqdn_rule[p]);
+                set_bit(&mut s.tmp, self.fqdn_rule[p]);
             }
         }
+        true
     }
 }
 
@@ -274,12 +309,19 @@ fn set_bit(bits: &mut [u64], r: u32) {
 struct Names {
     buf: String,
     hits: Vec<bool>,
+    /// The rules one name's patterns belong to.
+    tmp: Vec<u64>,
 }
 
 /// Per-thread scratch reused across flows, so matching a flow does not allocate.
 #[derive(Default)]
 struct Scratch {
+    /// Per slot (`SRC_CIDR`…): the rules whose key holds.
     bits: [Vec<u64>; 4],
+    /// For the fqdn slots: the rules whose key matches any one name (see `fill_fqdn`).
+    any: [Vec<u64>; 2],
+    /// The candidates after the exact-value prefilter.
+    base: Vec<u64>,
     cand: Vec<u64>,
     names: Names,
 }
@@ -452,8 +494,15 @@ impl Matcher {
 
     /// The first rule that matches, using the indexes.
     pub fn first_match(&self, ctx: &FlowCtx<'_>) -> Option<usize> {
+        self.first_match_noting(ctx).0
+    }
+
+    /// [`Self::first_match`], and whether the outcome would have been another had a rule's
+    /// `fqdn` key needed to match only one of a side's names (aliases included) instead of
+    /// covering all of them: a shared IP, several names on the flow, or a CNAME target alone.
+    pub fn first_match_noting(&self, ctx: &FlowCtx<'_>) -> (Option<usize>, bool) {
         if self.rules.is_empty() {
-            return None;
+            return (None, false);
         }
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut s) => self.first_match_with(ctx, &mut s),
@@ -461,39 +510,105 @@ impl Matcher {
         })
     }
 
-    fn first_match_with(&self, ctx: &FlowCtx<'_>, s: &mut Scratch) -> Option<usize> {
+    fn first_match_with(&self, ctx: &FlowCtx<'_>, s: &mut Scratch) -> (Option<usize>, bool) {
         let p = &self.prefilter;
-        let Scratch { bits, cand, names } = s;
-        cand.clear();
-        cand.extend_from_slice(&p.all);
-        p.verdict.filter(&(ctx.verdict as i32), cand);
-        p.direction.filter(&(ctx.direction as i32), cand);
-        p.source_namespace.filter(ctx.source.namespace(), cand);
+        let Scratch {
+            bits,
+            any,
+            base,
+            cand,
+            names,
+        } = s;
+        base.clear();
+        base.extend_from_slice(&p.all);
+        p.verdict.filter(&(ctx.verdict as i32), base);
+        p.direction.filter(&(ctx.direction as i32), base);
+        p.source_namespace.filter(ctx.source.namespace(), base);
         p.destination_namespace
-            .filter(ctx.destination.namespace(), cand);
+            .filter(ctx.destination.namespace(), base);
         match ctx.destination.port {
-            Some(port) => p.destination_port.filter(&port, cand),
-            None => p.destination_port.filter(&0, cand),
+            Some(port) => p.destination_port.filter(&port, base),
+            None => p.destination_port.filter(&0, base),
         }
-        for (slot, (constrained, b)) in p.indexed.iter().zip(bits.iter_mut()).enumerate() {
+        let words = base.len();
+        names.tmp.clear();
+        names.tmp.resize(words, 0);
+        let mut looked = [false; 4];
+        for (slot, constrained) in p.indexed.iter().enumerate() {
             // Only look up what some remaining candidate needs.
-            if !constrained.iter().zip(cand.iter()).any(|(c, k)| c & k != 0) {
+            if !constrained.iter().zip(base.iter()).any(|(c, k)| c & k != 0) {
                 continue;
             }
+            looked[slot] = true;
+            let b = &mut bits[slot];
             b.clear();
-            b.resize(cand.len(), 0);
+            b.resize(words, 0);
             match slot {
                 SRC_CIDR => self.source.fill_cidr(&ctx.source, b),
-                SRC_FQDN => self.source.fill_fqdn(&ctx.source, b, names),
                 DST_CIDR => self.destination.fill_cidr(&ctx.destination, b),
-                DST_FQDN => self.destination.fill_fqdn(&ctx.destination, b, names),
+                SRC_FQDN | DST_FQDN => {
+                    let (index, side, a) = if slot == SRC_FQDN {
+                        (&self.source, &ctx.source, &mut any[0])
+                    } else {
+                        (&self.destination, &ctx.destination, &mut any[1])
+                    };
+                    a.clear();
+                    a.resize(words, 0);
+                    index.fill_fqdn(&side.names, b, a, names);
+                }
                 _ => {}
             }
-            for ((c, k), h) in cand.iter_mut().zip(constrained).zip(b.iter()) {
+        }
+        let found = self.walk(ctx, base, cand, |slot| &bits[slot], &looked);
+        // Would one name have been enough somewhere? Only then walk again to see whether
+        // that changes the outcome.
+        let differs = [(SRC_FQDN, 0), (DST_FQDN, 1)].iter().any(|&(slot, a)| {
+            looked[slot]
+                && bits[slot]
+                    .iter()
+                    .zip(&any[a])
+                    .zip(&p.indexed[slot])
+                    .zip(base.iter())
+                    .any(|(((st, an), k), c)| (st ^ an) & k & c != 0)
+        });
+        if !differs {
+            return (found, false);
+        }
+        let loose = self.walk(
+            ctx,
+            base,
+            cand,
+            |slot| match slot {
+                SRC_FQDN => &any[0],
+                DST_FQDN => &any[1],
+                _ => &bits[slot],
+            },
+            &looked,
+        );
+        (found, loose != found)
+    }
+
+    /// The first candidate, in rule order, whose indexed keys hold by `bits` and whose other
+    /// keys hold when tested.
+    fn walk<'b>(
+        &self,
+        ctx: &FlowCtx<'_>,
+        base: &[u64],
+        cand: &mut Vec<u64>,
+        bits: impl Fn(usize) -> &'b Vec<u64>,
+        looked: &[bool; 4],
+    ) -> Option<usize> {
+        let p = &self.prefilter;
+        cand.clear();
+        cand.extend_from_slice(base);
+        for (slot, constrained) in p.indexed.iter().enumerate() {
+            if !looked[slot] {
+                continue;
+            }
+            for ((c, k), h) in cand.iter_mut().zip(constrained).zip(bits(slot).iter()) {
                 *c &= !k | h;
             }
         }
-        // The candidates, in rule order; everything not indexed is tested here.
         for (w, word) in cand.iter().enumerate() {
             let mut word = *word;
             while word != 0 {

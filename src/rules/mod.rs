@@ -15,6 +15,7 @@
 //! - `glob::Glob`: `*` globs (also used for `classify.expected_log_tags`).
 
 pub mod cidr;
+pub mod endpoint;
 mod expires;
 pub mod explain;
 mod file;
@@ -150,6 +151,12 @@ impl RuleSet {
     /// The index of the first rule that matches the flow (using the compiled indexes).
     pub fn first_match(&self, ctx: &FlowCtx<'_>) -> Option<usize> {
         self.matcher.first_match(ctx)
+    }
+
+    /// [`Self::first_match`], and whether the outcome would have been another had an `fqdn`
+    /// key needed only one of a side's names (aliases included) instead of covering them all.
+    pub fn first_match_noting(&self, ctx: &FlowCtx<'_>) -> (Option<usize>, bool) {
+        self.matcher.first_match_noting(ctx)
     }
 
     /// Whether rule `index` matches the flow, tested directly against that rule alone (no
