@@ -7,7 +7,9 @@
 #     gives the same result;
 #   - the rendered objects pass kubernetes-validate --strict (PyPI), and the checks of
 #     validate_manifests.py (security context, probes, selectors, mTLS secret, config accepted
-#     by `hubble-noise check`, ...).
+#     by `hubble-noise check`, ...);
+#   - the Helm chart (tests/deploy/helm.sh: lint, template, the same checks; skipped, saying so,
+#     when helm is not built, unless HUBBLE_NOISE_REQUIRE_TOOLS=1).
 # Needs promtool, kubectl (its built-in kustomize) and python3 with PyYAML and kubernetes-validate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,3 +53,6 @@ echo "rendered: base, standalone, sidecar-plaintext, sidecar-mtls"
 
 echo "== manifests"
 python3 tests/e2e/validate_manifests.py "$tmp" "$bin"
+
+echo "== helm chart"
+HUBBLE_NOISE_BIN="$bin" tests/deploy/helm.sh

@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Builds the real peers for the end-to-end tests: Cilium's hubble-relay and hubble CLI (pinned as
-# `tool` lines in go.mod) and our test nodes, into a cache folder outside the repository.
+# `tool` lines in go.mod), our test nodes, and helm (pinned in helm/go.mod, a module of its own so
+# that its dependencies do not move Cilium's), into a cache folder outside the repository.
 # Idempotent: a binary whose inputs (go.mod, go.sum, our sources) did not change is kept.
 #
-#   tests/peers/build.sh            # prints the folder, and how long each build took
+#   tests/peers/build.sh            # all of them; prints the folder, and how long each build took
+#   tests/peers/build.sh helm       # only the named ones (hubble-relay hubble hubble-test-nodes helm)
 #
 # The folder: $HUBBLE_NOISE_PEERS_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/hubble-noise-peers.
-# Cold on 2 cores: about 4 minutes for hubble-relay, 1 more for the CLI; seconds when cached.
+# Cold on 2 cores: about 4 minutes for hubble-relay, 1 more for the CLI, 3 to 4 for helm (5 minutes
+# of CPU); seconds when cached.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+wanted=("$@")
+for name in "${wanted[@]}"; do
+  case "$name" in
+    hubble-relay | hubble | hubble-test-nodes | helm) ;;
+    *)
+      echo "peers: unknown peer $name (hubble-relay hubble hubble-test-nodes helm)" >&2
+      exit 2
+      ;;
+  esac
+done
+
 out="${HUBBLE_NOISE_PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hubble-noise-peers}"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)" # builds run in the module folders
 
 if ! command -v go >/dev/null 2>&1; then
   echo "peers: go not found (the Go toolchain builds the test peers)" >&2
@@ -23,23 +38,32 @@ nice_go() { nice -n 19 go "$@"; }
 
 modsum="$(cat go.mod go.sum | sha256sum | cut -d' ' -f1)"
 nodesum="$(cat go.mod go.sum nodes/*.go | sha256sum | cut -d' ' -f1)"
+# helm's own version string (its Makefile sets it the same way; without it `helm version` says v4.3).
+helm_version="$(sed -n 's/^[[:space:]]*helm\.sh\/helm\/v4 \(v[^ ]*\).*/\1/p' helm/go.mod)"
+helm_ldflags="-X helm.sh/helm/v4/internal/version.version=$helm_version"
+helmsum="$( (cat helm/go.mod helm/go.sum; echo "$helm_ldflags") | sha256sum | cut -d' ' -f1)"
 
-# build NAME PACKAGE STAMP
+# build NAME DIR STAMP GO-BUILD-ARGS... (run in DIR, a module folder)
 build() {
-  local name="$1" pkg="$2" stamp="$3"
+  local name="$1" dir="$2" stamp="$3"
+  shift 3
+  if [ "${#wanted[@]}" -gt 0 ] && [[ " ${wanted[*]} " != *" $name "* ]]; then
+    return
+  fi
   if [ -x "$out/$name" ] && [ "$(cat "$out/$name.stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "peers: $name cached"
     return
   fi
   local start=$SECONDS
-  nice_go build -o "$out/$name.tmp" "$pkg"
+  (cd "$dir" && nice_go build -o "$out/$name.tmp" "$@")
   mv "$out/$name.tmp" "$out/$name"
   echo "$stamp" >"$out/$name.stamp"
   echo "peers: built $name in $((SECONDS - start)) s"
 }
 
 total=$SECONDS
-build hubble-relay github.com/cilium/cilium/hubble-relay "$modsum"
-build hubble github.com/cilium/cilium/hubble "$modsum"
-build hubble-test-nodes ./nodes "$nodesum"
+build hubble-relay . "$modsum" github.com/cilium/cilium/hubble-relay
+build hubble . "$modsum" github.com/cilium/cilium/hubble
+build hubble-test-nodes . "$nodesum" ./nodes
+build helm helm "$helmsum" -ldflags "$helm_ldflags" helm.sh/helm/v4/cmd/helm
 echo "peers: ready in $out ($((SECONDS - total)) s)"
