@@ -23,6 +23,9 @@ pub enum Command {
     Run(RunArgs),
     /// Validate the config, rules and policies; print a summary. Exit 1 when invalid.
     Check(ConfigArg),
+    /// Follow hubble-relay (or a recording) and print classified flows as they arrive, like
+    /// `hubble observe` without the noise (default: the unexpected ones). Serves no port.
+    Observe(ObserveArgs),
     /// Run rule unit tests (`[[test]]` tables); exit 1 when one fails.
     Test(TestArgs),
     /// Propose rules for the unexpected flows of recordings (prints a rule file).
@@ -82,6 +85,48 @@ pub struct RunArgs {
     /// With `--replay`: flows per second (default: as fast as possible), 0.001 to 1e9.
     #[arg(long, value_name = "N", requires = "replay", value_parser = parse_rate)]
     pub rate: Option<f64>,
+}
+
+/// `observe` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ObserveArgs {
+    /// Config (the relay to follow, the rules that classify).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Which flows to print.
+    #[arg(long, value_enum, default_value_t = ClassFilter::Unexpected)]
+    pub class: ClassFilter,
+    /// Output: `compact` lines like `hubble observe`'s plus class and reason, or one JSON object
+    /// per flow (the fields of `replay --format jsonl`).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ObserveFormat::Compact)]
+    pub output: ObserveFormat,
+    /// Add, per flow, which step decided and why.
+    #[arg(long)]
+    pub explain: bool,
+    /// Read this recording (JSON lines, `-` = stdin, `.gz` ok) instead of the relay; stop at
+    /// its end.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+}
+
+/// Which classified flows `observe` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClassFilter {
+    /// Only the expected ones.
+    Expected,
+    /// Only the unexpected ones.
+    Unexpected,
+    /// Both.
+    All,
+}
+
+/// Output formats of `observe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObserveFormat {
+    /// One line per flow, like `hubble observe -o compact`, with class and reason.
+    Compact,
+    /// One JSON object per flow.
+    Jsonl,
 }
 
 /// `test` arguments.

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Run(args) => cmd::run::run(&args),
+        Command::Observe(args) => cmd::observe::run(&args),
         Command::Test(args) => cmd::test::run(&args),
         Command::Suggest(args) => cmd::suggest::run(&args),
         Command::BenchRelay(args) => cmd::bench::run(&args),

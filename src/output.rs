@@ -27,6 +27,27 @@ pub fn rfc3339(ts: &pbjson_types::Timestamp) -> String {
     s
 }
 
+/// `Nov 20 10:00:02.123`, as `hubble observe -o compact` prints times (UTC here).
+pub fn compact_time(ts: &pbjson_types::Timestamp) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ts.seconds;
+    let rem = secs.rem_euclid(86_400);
+    let (_, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let month = MONTHS
+        .get(m.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("???");
+    let millis = ts.nanos.clamp(0, 999_999_999) / 1_000_000;
+    format!(
+        "{month} {d:>2} {:02}:{:02}:{:02}.{millis:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Days since 1970-01-01 to a civil date (proleptic Gregorian).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

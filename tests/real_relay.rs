@@ -1296,6 +1296,86 @@ fn the_real_hubble_cli_reads_the_same_flows_through_the_relay() {
     assert_eq!(got, want);
 }
 
+/// Scenario 8, the other half: `hubble-noise observe` follows the real relay through the same
+/// pipeline as `run` and prints each classified flow as it arrives: the same flows, classes and
+/// reasons as `replay` of the recording. SIGINT ends it cleanly.
+#[test]
+fn observe_prints_through_the_real_relay_what_replay_classifies() {
+    let Some(tools) = tools() else { return };
+    let s = Setup::start(tools, generate(3, 1));
+    let before = s.nodes.requests();
+    let err = std::fs::File::create(s.dir.path().join("observe.log")).expect("observe log");
+    let mut child = common::cli::bin()
+        .args(["observe", "--class", "all", "-o", "jsonl", "-c"])
+        .arg(&s.config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .expect("observe starts");
+    // Only flows that arrive after it subscribed reach it (follow mode, no `since`).
+    s.wait_subscribed(&before);
+    s.release(s.lines.len());
+    let want = {
+        let out = common::cli::bin()
+            .args(["replay", "--format", "jsonl", "-c"])
+            .arg(&s.config)
+            .arg(s.dir.path().join("recording.ndjson"))
+            .output()
+            .expect("replay runs");
+        assert!(out.status.success(), "replay: {out:?}");
+        records(&String::from_utf8_lossy(&out.stdout))
+    };
+    assert!(want.len() > 10, "the recording has flows: {}", want.len());
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => got.push(l),
+            Err(_) => break,
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("observe ends");
+    let log = std::fs::read_to_string(s.dir.path().join("observe.log")).unwrap_or_default();
+    assert!(
+        exit.success(),
+        "observe ends cleanly on SIGINT: {exit}\n{log}"
+    );
+    let got = records(&got.join("\n"));
+    assert_eq!(got.len(), want.len(), "observe printed every flow\n{log}");
+    assert_eq!(got, want);
+}
+
+/// (uuid, class, reason) of each JSON line, sorted.
+fn records(jsonl: &str) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = jsonl
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json line");
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            (s("uuid"), s("class"), s("reason"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// The harness applies field masks as a node does (Cilium's own validation and copy) and logs
 /// them: a valid mask trims the flows the relay forwards, an invalid one is refused by every
 /// node, and the request log says which.

@@ -279,3 +279,65 @@ fn suggest_output_cannot_be_injected_from_a_recording() {
     let check = run_in(dir.path(), &["check", "-c", "config.toml"]);
     assert_eq!(check.status.code(), Some(0), "{check:?}");
 }
+
+/// `observe --replay`: the unexpected flows by default, each a compact line with class and
+/// reason; `--class` chooses; `-o jsonl` has the fields of `replay --format jsonl`.
+#[test]
+fn observe_prints_the_classified_flows_of_a_recording() {
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "observe",
+            "-c",
+            "tests/fixtures/names/config.toml",
+            "--replay",
+            "tests/fixtures/names/recording.ndjson",
+        ];
+        a.extend_from_slice(extra);
+        let out = run(&a);
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out)
+    };
+    let unexpected = args(&[]);
+    assert_eq!(unexpected.lines().count(), 6, "{unexpected}");
+    assert!(
+        unexpected
+            .lines()
+            .all(|l| l.ends_with("=> unexpected (unmatched)")),
+        "{unexpected}"
+    );
+    assert!(
+        unexpected.starts_with(
+            "Nov 20 10:00:03.000 [prod/worker-1]: shop/shared-one-6d5f8b7c9-x2k4q:50001 -> \
+             198.51.100.10:443 (collector.telemetry.example.com) DROPPED POLICY_DENIED EGRESS"
+        ),
+        "{unexpected}"
+    );
+    let expected = args(&["--class", "expected"]);
+    assert_eq!(expected.lines().count(), 3, "{expected}");
+    assert!(
+        expected
+            .lines()
+            .all(|l| l
+                .ends_with("=> expected (app-explicit-traffic-blocked, rule vendor-telemetry)")),
+        "{expected}"
+    );
+    let all = args(&["--class", "all", "-o", "jsonl"]);
+    let replayed = run(&[
+        "replay",
+        "--format",
+        "jsonl",
+        "-c",
+        "tests/fixtures/names/config.toml",
+        "tests/fixtures/names/recording.ndjson",
+    ]);
+    assert_eq!(
+        all,
+        stdout(&replayed),
+        "observe -o jsonl prints what replay does"
+    );
+    let explained = args(&["--explain"]);
+    assert!(
+        explained.contains("    step none: nothing decided") && explained.contains("dns.servers"),
+        "{explained}"
+    );
+}

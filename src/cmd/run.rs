@@ -441,7 +441,7 @@ fn now_timestamp() -> pbjson_types::Timestamp {
 /// mode every pass after the first gets fresh uuids, and every flow the current time.
 /// `Ok` when the recording is done (or on shutdown); `Err` when it cannot be opened or the
 /// pipeline is gone.
-fn replay(
+pub(crate) fn replay(
     path: &Path,
     looped: bool,
     rate: Option<f64>,

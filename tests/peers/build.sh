@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real peers for the end-to-end tests: Cilium's hubble-relay and hubble CLI (pinned as
-# `tool` lines in go.mod), our test nodes, and helm (pinned in helm/go.mod, a module of its own so
+# `tool` lines in go.mod), our test nodes and matchPattern table writer, and helm (pinned in helm/go.mod, a module of its own so
 # that its dependencies do not move Cilium's), into a cache folder outside the repository.
 # Idempotent: a binary whose inputs (go.mod, go.sum, our sources) did not change is kept.
 #
@@ -15,9 +15,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 wanted=("$@")
 for name in "${wanted[@]}"; do
   case "$name" in
-    hubble-relay | hubble | hubble-test-nodes | helm) ;;
+    hubble-relay | hubble | hubble-test-nodes | hubble-test-matchpattern | helm) ;;
     *)
-      echo "peers: unknown peer $name (hubble-relay hubble hubble-test-nodes helm)" >&2
+      echo "peers: unknown peer $name (hubble-relay hubble hubble-test-nodes hubble-test-matchpattern helm)" >&2
       exit 2
       ;;
   esac
@@ -38,6 +38,7 @@ nice_go() { nice -n 19 go "$@"; }
 
 modsum="$(cat go.mod go.sum | sha256sum | cut -d' ' -f1)"
 nodesum="$(cat go.mod go.sum nodes/*.go | sha256sum | cut -d' ' -f1)"
+mpsum="$(cat go.mod go.sum matchpattern/*.go | sha256sum | cut -d' ' -f1)"
 # helm's own version string (its Makefile sets it the same way; without it `helm version` says v4.3).
 helm_version="$(sed -n 's/^[[:space:]]*helm\.sh\/helm\/v4 \(v[^ ]*\).*/\1/p' helm/go.mod)"
 helm_ldflags="-X helm.sh/helm/v4/internal/version.version=$helm_version"
@@ -65,5 +66,6 @@ total=$SECONDS
 build hubble-relay . "$modsum" github.com/cilium/cilium/hubble-relay
 build hubble . "$modsum" github.com/cilium/cilium/hubble
 build hubble-test-nodes . "$nodesum" ./nodes
+build hubble-test-matchpattern . "$mpsum" ./matchpattern
 build helm helm "$helmsum" -ldflags "$helm_ldflags" helm.sh/helm/v4/cmd/helm
 echo "peers: ready in $out ($((SECONDS - total)) s)"

@@ -19,6 +19,14 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 (cd tests/peers && nice -n 19 go vet ./...)
+echo "== real peers: the matchPattern table is Cilium's own answers"
+peers="${HUBBLE_NOISE_PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hubble-noise-peers}"
+table=tests/fixtures/matchpattern
+if ! "$peers/hubble-test-matchpattern" -patterns "$table/patterns.txt" -names "$table/names.txt" |
+  diff -u "$table/table.tsv" -; then
+  echo "matchpattern: table.tsv differs from Cilium's answers (rewrite it with hubble-test-matchpattern)" >&2
+  exit 1
+fi
 echo "== real peers: end-to-end over hubble-relay"
 HUBBLE_NOISE_REQUIRE_TOOLS=1 cargo test --locked --test real_relay
 echo "== real peers: done in $((SECONDS - start)) s"

@@ -1,0 +1,195 @@
+//! `hubble-noise observe`: live classified flows (PRODUCT.md §7).
+//!
+//! The same source and pipeline as `run` (the relay stream with its reconnects and `since`
+//! resume, or a recording), but instead of counting, each classified DROPPED or AUDIT flow of
+//! the chosen class is printed as it arrives: a compact line like `hubble observe`'s plus the
+//! class and reason, or a JSON object with the fields of `replay --format jsonl`. Ctrl-C (or
+//! SIGTERM) stops it cleanly; a closed standard output (`| head`) too. It serves no port.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, watch};
+
+use super::replay::Record;
+use crate::classify::{Classifier, Decision};
+use crate::cli::{ClassFilter, ObserveArgs, ObserveFormat};
+use crate::flow::FlowCtx;
+use crate::load;
+use crate::metrics::Metrics;
+use crate::output;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::rules::Class;
+use crate::source::relay;
+
+/// Runs `observe` until the input ends (a recording), a signal, or a closed output.
+pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load::config(args.config.config.as_deref())?;
+    super::run::init_logging(&loaded.config.log);
+    let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = loaded.config;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    // The relay follower reports its connection through metrics; nobody scrapes these.
+    let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
+    let (tx, mut rx) = mpsc::channel(super::run::CHANNEL_CAPACITY);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let replay = args.replay.clone();
+    let source = {
+        let metrics = metrics.clone();
+        let relay_cfg = cfg.relay.clone();
+        let learn = cfg.dns.learn;
+        let stop = stop_rx.clone();
+        rt.spawn(async move {
+            match replay {
+                Some(path) => tokio::task::spawn_blocking(move || {
+                    super::run::replay(&path, false, None, &metrics, &tx, &stop)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the recording reader failed: {e}"))),
+                None => {
+                    let stopped = async move {
+                        let mut stop = stop;
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    relay::follow(relay_cfg, learn, metrics, tx, stopped).await;
+                    Ok(())
+                }
+            }
+        })
+    };
+    let mut pipeline = Pipeline::new(&cfg);
+    let mut printer = Printer {
+        out: std::io::BufWriter::new(std::io::stdout().lock()),
+        args,
+        classifier: &classifier,
+    };
+    let ended = rt.block_on(async {
+        let shutdown = super::run::shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ended::Signal,
+                msg = rx.recv() => {
+                    let Some(resp) = msg else { return Ended::Input };
+                    if let Outcome::Counted { ctx, decision } = pipeline.process(&resp, &classifier) {
+                        if let Err(e) = printer.flow(&ctx, &decision) {
+                            return Ended::Output(e);
+                        }
+                    }
+                    // Flush when the stream pauses: a live view shows each flow at once.
+                    if rx.is_empty() {
+                        if let Err(e) = printer.out.flush() {
+                            return Ended::Output(e);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let _ = stop_tx.send(true);
+    let _ = printer.out.flush();
+    drop(printer);
+    let source =
+        rt.block_on(async { tokio::time::timeout(super::run::SHUTDOWN_GRACE, source).await });
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match ended {
+        Ended::Output(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        Ended::Input => match source {
+            Ok(Ok(Err(e))) => Err(anyhow::anyhow!(e)),
+            _ => Ok(ExitCode::SUCCESS),
+        },
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Why the loop ended.
+enum Ended {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The source ended (a recording was read to its end, or could not be read).
+    Input,
+    /// Standard output failed (a closed pipe is a normal end).
+    Output(std::io::Error),
+}
+
+struct Printer<'a, W: std::io::Write> {
+    out: W,
+    args: &'a ObserveArgs,
+    classifier: &'a Classifier,
+}
+
+impl<W: std::io::Write> Printer<'_, W> {
+    fn flow(&mut self, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> std::io::Result<()> {
+        let wanted = match self.args.class {
+            ClassFilter::All => true,
+            ClassFilter::Expected => d.class == Class::Expected,
+            ClassFilter::Unexpected => d.class == Class::Unexpected,
+        };
+        if !wanted {
+            return Ok(());
+        }
+        match self.args.output {
+            ObserveFormat::Jsonl => {
+                let rec = Record::new(ctx, d, self.classifier, self.args.explain);
+                serde_json::to_writer(&mut self.out, &rec).map_err(std::io::Error::other)?;
+                self.out.write_all(b"\n")
+            }
+            ObserveFormat::Compact => {
+                writeln!(self.out, "{}", compact(ctx, d, self.classifier))?;
+                if self.args.explain {
+                    for l in crate::explain::explain(self.classifier, ctx, d) {
+                        writeln!(self.out, "    {l}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `Nov 20 10:00:02.000 [prod/worker-1]: shop/checkout-…:50001 -> 203.0.113.10:443
+/// (collector.telemetry.example.com) DROPPED POLICY_DENIED EGRESS => expected
+/// (app-explicit-traffic-blocked, rule vendor-telemetry)`: `hubble observe -o compact`'s order
+/// (time, node, source, destination, verdict), then the class and why.
+pub fn compact(ctx: &FlowCtx<'_>, d: &Decision<'_>, c: &Classifier) -> String {
+    let time = ctx
+        .flow
+        .time
+        .as_ref()
+        .map_or_else(|| "-".to_string(), output::compact_time);
+    let side = |s: &crate::flow::Side<'_>| match s.port {
+        Some(p) => format!("{}:{p}", output::endpoint(s)),
+        None => output::endpoint(s),
+    };
+    let mut line = format!(
+        "{time} [{}]: {} -> {}",
+        ctx.node,
+        side(&ctx.source),
+        side(&ctx.destination)
+    );
+    if let Some(name) = output::names(&ctx.destination).first() {
+        line.push_str(&format!(" ({name})"));
+    }
+    line.push(' ');
+    line.push_str(output::verdict_name(ctx.verdict));
+    if let Some(r) = output::drop_reason_name(ctx.drop_reason) {
+        line.push(' ');
+        line.push_str(&r);
+    }
+    line.push(' ');
+    line.push_str(&crate::enums::direction_label(ctx.direction_value).to_uppercase());
+    line.push_str(&format!(" => {} ({}", d.class.as_str(), d.reason));
+    if let Some(r) = d.rule.and_then(|i| c.rules.rules().get(i)) {
+        line.push_str(&format!(", rule {}", r.name));
+    }
+    if ctx.flows > 1 {
+        line.push_str(&format!(", {} flows", ctx.flows));
+    }
+    line.push(')');
+    line
+}
