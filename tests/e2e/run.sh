@@ -8,21 +8,47 @@
 # The alert rules are deploy/prometheus/hubble-noise.rules.yml with the `for:` durations and the
 # rate windows shortened to seconds (nothing else changes), so the test ends in seconds.
 #
-# Usage: tests/e2e/run.sh   (HUBBLE_NOISE_BIN=path to use another binary)
+# The Prometheus and Alertmanager under test: Debian's (`prometheus`, `promtool`,
+# `prometheus-alertmanager`, `amtool` from PATH) unless PROMETHEUS_BIN, PROMTOOL_BIN,
+# ALERTMANAGER_BIN and AMTOOL_BIN name others. With a Prometheus 3.x, exemplar storage is on and
+# tests/e2e/checks_prom3.py checks what 3.x adds: exemplars queried back, and the scrape protocol
+# negotiated (a second job scrapes instance "shop" with `scrape_protocols: [PrometheusText0.0.4]`;
+# tests/e2e/accept_probe.py records the Accept headers Prometheus sends). tests/e2e/run-all.sh
+# runs Debian's pair and then Prometheus 3.16 + Alertmanager 0.28.1 (tests/peers/build.sh).
+#
+# Usage: tests/e2e/run.sh   (HUBBLE_NOISE_BIN=path to use another hubble-noise binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-for tool in prometheus prometheus-alertmanager promtool python3; do
+prometheus_bin=${PROMETHEUS_BIN:-prometheus}
+promtool_bin=${PROMTOOL_BIN:-promtool}
+alertmanager_bin=${ALERTMANAGER_BIN:-prometheus-alertmanager}
+amtool_bin=${AMTOOL_BIN:-amtool}
+
+for tool in "$prometheus_bin" "$alertmanager_bin" "$promtool_bin" "$amtool_bin" python3; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     if [ "${HUBBLE_NOISE_REQUIRE_TOOLS:-}" = 1 ]; then
       echo "e2e: $tool is required (HUBBLE_NOISE_REQUIRE_TOOLS=1) but not installed" >&2
       exit 1
     fi
-    echo "e2e: skipped: $tool not installed (apt-get install prometheus prometheus-alertmanager)"
+    echo "e2e: skipped: $tool not found (Debian's pair: apt-get install prometheus prometheus-alertmanager; Prometheus 3: tests/peers/build.sh, tests/e2e/run-all.sh)"
     exit 0
   fi
 done
+
+# "prometheus, version 3.16.0 (branch: ...)" -> 3.16.0
+version_of() { "$1" --version 2>&1 | sed -nE '1s/^[a-z-]+, version ([^ ]+).*/\1/p'; }
+prom_version=$(version_of "$prometheus_bin")
+am_version=$(version_of "$alertmanager_bin")
+if [ -z "$prom_version" ] || [ -z "$am_version" ]; then
+  echo "e2e: cannot tell the versions of $prometheus_bin ('$prom_version') and $alertmanager_bin ('$am_version')" >&2
+  exit 1
+fi
+pair="Prometheus $prom_version + Alertmanager $am_version"
+prom3=
+case "$prom_version" in 3.*) prom3=1 ;; esac
+echo "e2e: $pair"
 
 bin=${HUBBLE_NOISE_BIN:-$root/target/debug/hubble-noise}
 if [ ! -x "$bin" ]; then
@@ -51,9 +77,9 @@ cleanup() {
 trap cleanup EXIT
 
 # Free ports on 127.0.0.1 (bound and released by the kernel's choice).
-read -r port_shop port_calm port_prom port_am < <(python3 -c '
+read -r port_shop port_calm port_prom port_am port_probe < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(4)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()')
@@ -141,7 +167,7 @@ fi
 # --- Prometheus rules and config -----------------------------------------------------------
 sed -E -e 's/^( +for: ).*/\13s/' -e 's/\[(5m|10m)\]/[10s]/g' \
   deploy/prometheus/hubble-noise.rules.yml >"$tmp/rules.yml"
-promtool check rules "$tmp/rules.yml" >/dev/null
+"$promtool_bin" check rules "$tmp/rules.yml" >/dev/null
 
 cat >"$tmp/alertmanager.yml" <<YAML
 route:
@@ -153,6 +179,7 @@ route:
 receivers:
   - name: e2e
 YAML
+"$amtool_bin" check-config "$tmp/alertmanager.yml" >/dev/null
 
 cat >"$tmp/prometheus.yml" <<YAML
 global:
@@ -170,11 +197,32 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$port_shop", "127.0.0.1:$port_calm"]
 YAML
-promtool check config "$tmp/prometheus.yml" >/dev/null
+prom_flags=()
+if [ -n "$prom3" ]; then
+  # 3.x: exemplars stored; the same instance scraped as classic text by a second job; the
+  # probe records the Accept header of each scrape protocol setting.
+  prom_flags+=(--enable-feature=exemplar-storage)
+  cat >>"$tmp/prometheus.yml" <<YAML
+  - job_name: hubble-noise-text
+    scrape_protocols: [PrometheusText0.0.4]
+    static_configs:
+      - targets: ["127.0.0.1:$port_shop"]
+  - job_name: accept-probe-openmetrics
+    metrics_path: /openmetrics
+    static_configs:
+      - targets: ["127.0.0.1:$port_probe"]
+  - job_name: accept-probe-text
+    metrics_path: /text
+    scrape_protocols: [PrometheusText0.0.4]
+    static_configs:
+      - targets: ["127.0.0.1:$port_probe"]
+YAML
+fi
+"$promtool_bin" check config "$tmp/prometheus.yml" >/dev/null
 
 # --- start everything ----------------------------------------------------------------------
 start=$SECONDS
-prometheus-alertmanager --config.file="$tmp/alertmanager.yml" --storage.path="$tmp/am" \
+"$alertmanager_bin" --config.file="$tmp/alertmanager.yml" --storage.path="$tmp/am" \
   --web.listen-address="127.0.0.1:$port_am" --cluster.listen-address= \
   >"$tmp/alertmanager.log" 2>&1 &
 pids+=($!)
@@ -184,8 +232,12 @@ pids+=($!)
 "$bin" run -c "$tmp/calm/config.toml" --replay "$tmp/calm/recording.ndjson" --loop --rate 200 \
   >"$tmp/hubble-noise-calm.log" 2>&1 &
 pids+=($!)
-prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
-  --web.listen-address="127.0.0.1:$port_prom" --rules.alert.resend-delay=1s \
+if [ -n "$prom3" ]; then
+  python3 tests/e2e/accept_probe.py "$port_probe" "$tmp/accept" >"$tmp/accept-probe.log" 2>&1 &
+  pids+=($!)
+fi
+"$prometheus_bin" --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
+  --web.listen-address="127.0.0.1:$port_prom" --rules.alert.resend-delay=1s "${prom_flags[@]}" \
   >"$tmp/prometheus.log" 2>&1 &
 pids+=($!)
 
@@ -197,11 +249,17 @@ wait_http "http://127.0.0.1:$port_prom/-/ready" 30
 rc=0
 python3 tests/e2e/checks.py --prom "http://127.0.0.1:$port_prom" --am "http://127.0.0.1:$port_am" \
   --dashboard dashboards/hubble-noise.json --timeout 90 | tee "$tmp/checks.out" || rc=$?
+if [ -n "$prom3" ]; then
+  python3 tests/e2e/checks_prom3.py --prom "http://127.0.0.1:$port_prom" \
+    --metrics "http://127.0.0.1:$port_shop/metrics" --accept-dir "$tmp/accept" \
+    --classified "$tmp/classified.jsonl" --version "$prom_version" --timeout 30 \
+    | tee -a "$tmp/checks.out" || rc=$?
+fi
 passed=$(grep -c '^PASS' "$tmp/checks.out" || true)
 failed=$(grep -c '^FAIL' "$tmp/checks.out" || true)
 if [ "$rc" -ne 0 ] && [ "$failed" = 0 ]; then
   failed=1 # checks.py itself crashed
 fi
 echo "e2e: took $((SECONDS - start)) s"
-echo "e2e: $passed passed, $failed failed"
+echo "e2e: $passed passed, $failed failed ($pair)"
 [ "$failed" = 0 ]

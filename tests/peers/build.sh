@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # Builds the real peers for the end-to-end tests: Cilium's hubble-relay and hubble CLI (pinned as
-# `tool` lines in go.mod), our test nodes and matchPattern table writer, and helm (pinned in helm/go.mod, a module of its own so
-# that its dependencies do not move Cilium's), into a cache folder outside the repository.
-# Idempotent: a binary whose inputs (go.mod, go.sum, our sources) did not change is kept.
+# `tool` lines in go.mod), our test nodes and matchPattern table writer, helm (pinned in
+# helm/go.mod), Prometheus 3.16 with promtool (prometheus/go.mod) and Alertmanager 0.28.1 with
+# amtool (alertmanager/go.mod), into a cache folder outside the repository. helm, Prometheus and
+# Alertmanager each have a module of their own so that their dependencies move neither Cilium's
+# nor each other's.
+# Idempotent: a binary whose inputs (go.mod, go.sum, our sources, link flags) did not change is
+# kept.
 #
 #   tests/peers/build.sh            # all of them; prints the folder, and how long each build took
-#   tests/peers/build.sh helm       # only the named ones (hubble-relay hubble hubble-test-nodes helm)
+#   tests/peers/build.sh helm       # only the named ones (hubble-relay hubble hubble-test-nodes
+#                                   # hubble-test-matchpattern helm prometheus promtool
+#                                   # alertmanager amtool)
 #
 # The folder: $HUBBLE_NOISE_PEERS_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/hubble-noise-peers.
 # Cold on 2 cores: about 4 minutes for hubble-relay, 1 more for the CLI, 3 to 4 for helm (5 minutes
-# of CPU); seconds when cached.
+# of CPU), 5 to 14 for prometheus (11 minutes of CPU: 14 on a machine busy with other builds),
+# 15 s more for promtool, 1 minute for alertmanager and amtool together; seconds when cached.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 wanted=("$@")
 for name in "${wanted[@]}"; do
   case "$name" in
-    hubble-relay | hubble | hubble-test-nodes | hubble-test-matchpattern | helm) ;;
+    hubble-relay | hubble | hubble-test-nodes | hubble-test-matchpattern | helm | prometheus | promtool | alertmanager | amtool) ;;
     *)
-      echo "peers: unknown peer $name (hubble-relay hubble hubble-test-nodes hubble-test-matchpattern helm)" >&2
+      echo "peers: unknown peer $name (hubble-relay hubble hubble-test-nodes hubble-test-matchpattern helm prometheus promtool alertmanager amtool)" >&2
       exit 2
       ;;
   esac
@@ -43,6 +50,12 @@ mpsum="$(cat go.mod go.sum matchpattern/*.go | sha256sum | cut -d' ' -f1)"
 helm_version="$(sed -n 's/^[[:space:]]*helm\.sh\/helm\/v4 \(v[^ ]*\).*/\1/p' helm/go.mod)"
 helm_ldflags="-X helm.sh/helm/v4/internal/version.version=$helm_version"
 helmsum="$( (cat helm/go.mod helm/go.sum; echo "$helm_ldflags") | sha256sum | cut -d' ' -f1)"
+# Prometheus' and Alertmanager's version strings (`--version`, /api/v1/status/buildinfo,
+# prometheus_build_info) are empty unless set at link time. Module v0.316.0 is Prometheus 3.16.0.
+prom_ldflags="-X github.com/prometheus/common/version.Version=3.16.0"
+promsum="$( (cat prometheus/go.mod prometheus/go.sum; echo "$prom_ldflags") | sha256sum | cut -d' ' -f1)"
+am_ldflags="-X github.com/prometheus/common/version.Version=0.28.1"
+amsum="$( (cat alertmanager/go.mod alertmanager/go.sum; echo "$am_ldflags") | sha256sum | cut -d' ' -f1)"
 
 # build NAME DIR STAMP GO-BUILD-ARGS... (run in DIR, a module folder)
 build() {
@@ -68,4 +81,8 @@ build hubble . "$modsum" github.com/cilium/cilium/hubble
 build hubble-test-nodes . "$nodesum" ./nodes
 build hubble-test-matchpattern . "$mpsum" ./matchpattern
 build helm helm "$helmsum" -ldflags "$helm_ldflags" helm.sh/helm/v4/cmd/helm
+build prometheus prometheus "$promsum" -ldflags "$prom_ldflags" github.com/prometheus/prometheus/cmd/prometheus
+build promtool prometheus "$promsum" -ldflags "$prom_ldflags" github.com/prometheus/prometheus/cmd/promtool
+build alertmanager alertmanager "$amsum" -ldflags "$am_ldflags" github.com/prometheus/alertmanager/cmd/alertmanager
+build amtool alertmanager "$amsum" -ldflags "$am_ldflags" github.com/prometheus/alertmanager/cmd/amtool
 echo "peers: ready in $out ($((SECONDS - total)) s)"

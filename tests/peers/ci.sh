@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 start=$SECONDS
-echo "== real peers: build (Cilium v1.19.4 hubble-relay, hubble CLI, test nodes, helm v4.3.2)"
+echo "== real peers: build (Cilium v1.19.4 hubble-relay, hubble CLI, test nodes, helm v4.3.2, Prometheus 3.16, Alertmanager 0.28.1)"
 tests/peers/build.sh
 echo "== real peers: gofmt, go vet"
 unformatted="$(gofmt -l tests/peers)"
