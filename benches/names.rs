@@ -50,14 +50,14 @@ fn drop_to_learned(i: u64) -> GetFlowsResponse {
     let mut r = synth::flow(i, 100);
     let answer = synth::dns_answer(i, 100);
     let ip = match answer.response_types.as_ref() {
-        Some(ResponseTypes::Flow(a)) => a
-            .l7
-            .as_ref()
-            .and_then(|l| match l.record.as_ref() {
-                Some(hubble_noise::api::flow::layer7::Record::Dns(d)) => d.ips.first().cloned(),
-                _ => None,
-            })
-            .unwrap_or_default(),
+        Some(ResponseTypes::Flow(a)) => {
+            a.l7.as_ref()
+                .and_then(|l| match l.record.as_ref() {
+                    Some(hubble_noise::api::flow::layer7::Record::Dns(d)) => d.ips.first().cloned(),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        }
         _ => String::new(),
     };
     if let Some(ResponseTypes::Flow(f)) = r.response_types.as_mut() {
@@ -109,7 +109,9 @@ fn main() {
     // fqdn index), and for a drop to an IP with no name, over 5 rounds.
     for (what, set) in [("a learned IP", &drops), ("an unnamed IP", &Vec::new())] {
         let flows: Vec<GetFlowsResponse> = if set.is_empty() {
-            (0..NAMES).map(|i| synth::flow(i + 10 * NAMES, 100)).collect()
+            (0..NAMES)
+                .map(|i| synth::flow(i + 10 * NAMES, 100))
+                .collect()
         } else {
             set.clone()
         };

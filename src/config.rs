@@ -92,6 +92,10 @@ pub struct RelayConfig {
     /// keepalive does not.
     #[serde(with = "duration_str")]
     pub idle_timeout: Duration,
+    /// Ask the relay for only the Flow fields hubble-noise reads (the request's `field_mask`):
+    /// less to send and decode on every hop. Turn off for Cilium before 1.18, whose nodes
+    /// refuse a mask naming `policy_log`.
+    pub field_mask: bool,
     /// The largest relay message accepted, in bytes (default 16 MiB). A larger one is a
     /// decode error (`hubble_noise_decode_errors_total{kind="grpc"}`) and the stream is
     /// reopened; it is never buffered in full.
@@ -114,6 +118,7 @@ impl Default for RelayConfig {
             keepalive_timeout: Duration::from_secs(10),
             resume_overlap: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
+            field_mask: true,
             max_message_size: 16 << 20,
         }
     }

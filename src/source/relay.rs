@@ -219,9 +219,42 @@ pub fn request(
         follow: true,
         whitelist,
         since,
+        field_mask: cfg.field_mask.then(|| pbjson_types::FieldMask {
+            paths: FIELD_MASK.iter().map(|p| (*p).to_string()).collect(),
+        }),
         ..Default::default()
     }
 }
+
+/// The Flow fields hubble-noise reads (classification, de-duplication, names, output), sent as
+/// the request's `field_mask` (`relay.field_mask`, default on): nodes filter, then copy only
+/// these into the flows they send, so every hop carries and decodes less. `time`, `node_name`
+/// and `uuid` are kept for the relay too: it builds each response's time and node from the
+/// masked flow and sorts on them. Every path exists in Cilium 1.18's Flow (`policy_log` is the
+/// newest); a node whose schema lacks one refuses the whole request (`relay.field_mask =
+/// false` then).
+pub const FIELD_MASK: [&str; 20] = [
+    "time",
+    "verdict",
+    "drop_reason",
+    "IP",
+    "l4",
+    "source",
+    "destination",
+    "Type",
+    "node_name",
+    "source_names",
+    "destination_names",
+    "l7",
+    "event_type",
+    "traffic_direction",
+    "drop_reason_desc",
+    "is_reply",
+    "uuid",
+    "egress_denied_by",
+    "ingress_denied_by",
+    "policy_log",
+];
 
 /// Builds the endpoint: address, timeouts, keepalive, TLS (files read now, so a renewed
 /// certificate is used on the next connect).
@@ -296,6 +329,24 @@ fn minus(t: pbjson_types::Timestamp, overlap: Duration) -> pbjson_types::Timesta
     pbjson_types::Timestamp {
         seconds: i64::try_from(total / 1_000_000_000).unwrap_or(0),
         nanos: i32::try_from(total % 1_000_000_000).unwrap_or(0),
+    }
+}
+
+/// A node that refuses the request's field mask (a Cilium whose Flow lacks a field of
+/// [`FIELD_MASK`]) is reported by the relay as a `NODE_ERROR` whose message says so: that node
+/// then sends nothing, so say what to do. (Only a log line: the node gauges and
+/// `HubbleNoiseNodesUnavailable` already show the node as down.)
+fn warn_if_mask_refused(msg: &GetFlowsResponse) {
+    if let Some(ResponseTypes::NodeStatus(n)) = msg.response_types.as_ref() {
+        let refused = n.state_change == crate::api::relay::NodeState::NodeError as i32
+            && n.message.to_ascii_lowercase().contains("fieldmask");
+        if refused {
+            tracing::error!(
+                nodes = ?n.node_names,
+                message = %n.message,
+                "nodes refused the field mask (a Cilium before 1.18?); set relay.field_mask = false"
+            );
+        }
     }
 }
 
@@ -418,6 +469,9 @@ async fn attempt(
             }
         }
         tracing::trace!(node = %msg.node_name, "response");
+        if cfg.field_mask {
+            warn_if_mask_refused(&msg);
+        }
         if tx.send(msg).await.is_err() {
             return Ok(());
         }
@@ -568,5 +622,20 @@ mod tests {
         assert_eq!(r.whitelist[1].protocol, vec!["dns".to_string()]);
         assert_eq!(r.whitelist[0].node_name, vec!["prod/*".to_string()]);
         assert_eq!(request(&cfg, false, None).whitelist.len(), 1);
+    }
+
+    #[test]
+    fn request_masks_the_flow_to_the_fields_read_unless_turned_off() {
+        let on = request(&RelayConfig::default(), true, None);
+        let paths = on.field_mask.expect("a mask by default").paths;
+        for kept in ["time", "node_name", "uuid", "policy_log", "source", "l7"] {
+            assert!(paths.iter().any(|p| p == kept), "{kept} in {paths:?}");
+        }
+        assert!(!paths.iter().any(|p| p == "Summary" || p == "aggregate"));
+        let off = RelayConfig {
+            field_mask: false,
+            ..Default::default()
+        };
+        assert!(request(&off, true, None).field_mask.is_none());
     }
 }

@@ -193,7 +193,11 @@ func (c *cluster) logRequest(n *node, req *observerpb.GetFlowsRequest) {
 	if c.reqLog == nil {
 		return
 	}
-	raw, err := protojson.Marshal(req)
+	// protojson cannot write a FieldMask whose paths are not lower snake case (Flow's "IP" and
+	// "Type" are valid paths): the mask is logged on its own below.
+	bare := proto.Clone(req).(*observerpb.GetFlowsRequest)
+	bare.FieldMask = nil
+	raw, err := protojson.Marshal(bare)
 	if err != nil {
 		raw = []byte(`null`)
 	}
