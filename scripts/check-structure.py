@@ -8,7 +8,8 @@
 Imports are read as text: `use crate::…`, `use super::…`, `use self::…` (with `{…}` groups) and
 `crate::a::b` paths written in the code. A path names the deepest file that exists for it
 (`crate::rules::fqdn::FqdnPattern` is src/rules/fqdn.rs). A file's own `mod x;` declarations
-are not imports. Everything after a `#[cfg(test)]` line is a test module and left out. Exit
+are not imports. Everything after a `#[cfg(test)]` line is a test module and left out, and so
+are test modules in files of their own (`tests.rs`, `*_tests.rs`). Exit
 status 1 when a rule is broken, with one line per finding.
 """
 
@@ -45,6 +46,27 @@ def module_of(path):
     if parts[-1] in ("mod", "lib", "main"):
         parts = parts[:-1]
     return parts
+
+
+REEXPORTS = {}
+
+
+def defining_file(parts, depth=0):
+    """The file that defines what a module path names: the deepest existing file, followed
+    through `pub use` re-exports of a `mod.rs`."""
+    f = file_for(parts)
+    if f is None or depth > 8:
+        return f
+    n = len(module_of(f))
+    if len(parts) > n:
+        target = REEXPORTS.get(os.path.abspath(f), {}).get(parts[n])
+        if target is not None:
+            m = resolve(target, module_of(f))
+            if m is not None:
+                g = defining_file(m + parts[n + 1 :], depth + 1)
+                if g is not None:
+                    return g
+    return f
 
 
 def file_for(parts):
@@ -105,14 +127,39 @@ def strip_comments_and_strings(text):
     return "".join(out)
 
 
+def children(text):
+    """The modules a file declares (`mod x;`, `pub mod x;`)."""
+    return set(re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", text, flags=re.M))
+
+
 def use_paths(text):
-    """Every module path a file names: expanded `use` trees and inline `crate::` paths."""
+    """Every module path a file names: expanded `use` trees, inline `crate::`/`super::` paths,
+    and paths into the file's own child modules (`load::x`), as `self::load::x`."""
+    kids = children(text)
+    heads = ["crate", "super", "self"] + sorted(kids)
+    alt = "|".join(heads)
     paths = []
-    for m in re.finditer(r"\buse\s+((?:crate|super|self)\b[^;]*);", text):
+    for m in re.finditer(r"\buse\s+((?:" + alt + r")\b[^;]*);", text):
         paths.extend(expand(m.group(1).replace("\n", " ").replace(" ", "")))
-    for m in re.finditer(r"(?<![\w:])((?:crate|super)(?:::\w+)+)", text):
+    for m in re.finditer(r"(?<![\w:])((?:" + alt + r")(?:::\w+)+)", text):
         paths.append(m.group(1).split("::"))
-    return paths
+    return [["self"] + p if p[0] in kids else p for p in paths]
+
+
+def reexports(text):
+    """`pub use child::{A, B as C}` -> {"A": [self, child, A], "C": [self, child, B]}."""
+    kids = children(text)
+    out = {}
+    for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]*);", text):
+        for p in expand(m.group(1).replace("\n", " ").replace(" ", "")):
+            if not p or p[-1] == "*":
+                continue
+            name, _, alias = p[-1].partition("as")
+            path = p[:-1] + [name]
+            if path[0] in kids:
+                path = ["self"] + path
+            out[alias or name] = path
+    return out
 
 
 def expand(tree):
@@ -185,9 +232,13 @@ def main():
     files = []
     for d, _, names in os.walk(SRC):
         for n in sorted(names):
-            if n.endswith(".rs"):
+            # Test modules in files of their own (`mod tests;` under #[cfg(test)]).
+            if n.endswith(".rs") and n != "tests.rs" and not n.endswith("_tests.rs"):
                 files.append(os.path.join(d, n))
     files.sort()
+    for f in files:
+        text = strip_comments_and_strings("\n".join(production_lines(f)))
+        REEXPORTS[os.path.abspath(f)] = reexports(text)
     problems = []
     graph = {}
     for f in files:
@@ -206,7 +257,7 @@ def main():
             m = resolve(p, here)
             if m is None:
                 continue
-            target = file_for(m)
+            target = defining_file(m)
             if target and os.path.abspath(target) != os.path.abspath(f):
                 deps.add(os.path.abspath(target))
         graph[os.path.abspath(f)] = deps

@@ -1,11 +1,12 @@
-//! From parsed manifests to a [`PolicySet`]: flattening `kind: List`, naming, compiling.
+//! From parsed manifests to the parts of a policy set: flattening `kind: List`, naming,
+//! compiling deny rules into step-3 matchers.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::compile_rule;
-use super::yaml::{self, Manifest, Spec};
-use super::{CCNP, CNP, DenyMatcher, Derived, Local, Policy, PolicySet, PolicySource, SpecInfo};
+use super::compile::{DenyMatcher, Local, compile_rule};
+use super::model::{CCNP, CNP, Policy, PolicySource, SpecInfo};
+use super::yaml::{self, DenyRule, Manifest, Spec};
 use crate::api::flow::TrafficDirection;
 use crate::located::LocatedError;
 
@@ -37,12 +38,32 @@ impl Ctx<'_> {
     }
 }
 
-/// Loads every source; see [`PolicySet::load`].
+/// A step-3 matcher and what it decides.
+#[derive(Debug)]
+pub(super) struct Derived {
+    /// The policy's index.
+    pub(super) policy: usize,
+    /// Its expected log value.
+    pub(super) tag: String,
+    pub(super) matcher: DenyMatcher,
+}
+
+/// What the sources hold: the policies, their index by (namespace, name), the step-3
+/// matchers, and what was skipped.
+#[derive(Default)]
+pub(super) struct Built {
+    pub(super) policies: Vec<Policy>,
+    pub(super) by_name: HashMap<(String, String), Vec<usize>>,
+    pub(super) derived: Vec<Derived>,
+    pub(super) warnings: Vec<LocatedError>,
+}
+
+/// Loads every source; see `PolicySet::load`.
 pub(super) fn load(
     sources: &[PolicySource],
     expected: &dyn Fn(&str) -> bool,
-) -> Result<PolicySet, Vec<LocatedError>> {
-    let mut set = PolicySet::default();
+) -> Result<Built, Vec<LocatedError>> {
+    let mut set = Built::default();
     let mut errors = Vec::new();
     let mut seen: HashMap<(&'static str, String, String), (std::path::PathBuf, usize)> =
         HashMap::new();
@@ -174,58 +195,7 @@ fn import(
     let mut infos = Vec::new();
     let mut matchers = Vec::new();
     for (skey, spec) in specs {
-        let log = spec
-            .log
-            .as_ref()
-            .map_or("", |l| l.value.as_str())
-            .to_owned();
-        let is_expected = !log.is_empty() && expected(&log);
-        let rules: Vec<_> = spec
-            .egress_deny
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    TrafficDirection::Egress,
-                    format!("{skey}.egressDeny[{i}]"),
-                    r,
-                )
-            })
-            .chain(spec.ingress_deny.iter().enumerate().map(|(i, r)| {
-                (
-                    TrafficDirection::Ingress,
-                    format!("{skey}.ingressDeny[{i}]"),
-                    r,
-                )
-            }))
-            .collect();
-        let mut info = SpecInfo {
-            log: log.clone(),
-            expected: is_expected,
-            deny_rules: rules.len(),
-            matchers: 0,
-        };
-        if is_expected && !rules.is_empty() {
-            match Local::compile(
-                spec.endpoint_selector.as_ref(),
-                spec.node_selector.as_ref(),
-                namespace,
-            ) {
-                Ok(local) => {
-                    for (dir, rkey, rule) in rules {
-                        match compile_rule(rule, dir, &local, namespace) {
-                            Ok(dm) => {
-                                info.matchers += 1;
-                                matchers.push((log.clone(), dm));
-                            }
-                            Err(e) => cx.warn(&rkey, format!("{e}: rule skipped")),
-                        }
-                    }
-                }
-                Err(e) => cx.warn(&skey, format!("{e}: deny rules skipped")),
-            }
-        }
-        infos.push(info);
+        infos.push(import_spec(spec, &skey, namespace, expected, &mut matchers, cx));
     }
     let policy = Policy {
         kind,
@@ -236,4 +206,62 @@ fn import(
         specs: infos,
     };
     Some((policy, matchers))
+}
+
+/// One spec: its log value and deny rules; when the value is expected, its deny rules compiled
+/// into `matchers` (a rule that cannot be used is skipped with a warning).
+fn import_spec(
+    spec: &Spec,
+    skey: &str,
+    namespace: Option<&str>,
+    expected: &dyn Fn(&str) -> bool,
+    matchers: &mut Matchers,
+    cx: &mut Ctx<'_>,
+) -> SpecInfo {
+    let log = spec
+        .log
+        .as_ref()
+        .map_or("", |l| l.value.as_str())
+        .to_owned();
+    let is_expected = !log.is_empty() && expected(&log);
+    let egress = spec.egress_deny.iter().enumerate().map(|(i, r)| {
+        let key = format!("{skey}.egressDeny[{i}]");
+        (TrafficDirection::Egress, key, r)
+    });
+    let ingress = spec.ingress_deny.iter().enumerate().map(|(i, r)| {
+        let key = format!("{skey}.ingressDeny[{i}]");
+        (TrafficDirection::Ingress, key, r)
+    });
+    let rules: Vec<(TrafficDirection, String, &DenyRule)> = egress.chain(ingress).collect();
+    let mut info = SpecInfo {
+        log: log.clone(),
+        expected: is_expected,
+        deny_rules: rules.len(),
+        matchers: 0,
+    };
+    if !is_expected || rules.is_empty() {
+        return info;
+    }
+    let local = Local::compile(
+        spec.endpoint_selector.as_ref(),
+        spec.node_selector.as_ref(),
+        namespace,
+    );
+    let local = match local {
+        Ok(l) => l,
+        Err(e) => {
+            cx.warn(skey, format!("{e}: deny rules skipped"));
+            return info;
+        }
+    };
+    for (dir, rkey, rule) in rules {
+        match compile_rule(rule, dir, &local, namespace) {
+            Ok(dm) => {
+                info.matchers += 1;
+                matchers.push((log.clone(), dm));
+            }
+            Err(e) => cx.warn(&rkey, format!("{e}: rule skipped")),
+        }
+    }
+    info
 }

@@ -198,6 +198,76 @@ fn ports(list: &[PortRule]) -> Result<Vec<PortSpec>, String> {
     Ok(out)
 }
 
+/// The peer keys of a deny rule for one direction (`to…` for egress, `from…` for ingress).
+struct PeerKeys<'r> {
+    cidr: &'r Option<Vec<String>>,
+    cidr_set: &'r Option<Vec<CidrRule>>,
+    entities: &'r Option<Vec<String>>,
+    endpoints: &'r Option<Vec<Selector>>,
+}
+
+/// The keys of `direction`, or the name of a key of the other direction that is set.
+fn peer_keys(rule: &DenyRule, direction: TrafficDirection) -> Result<PeerKeys<'_>, String> {
+    let (keys, wrong) = if direction == TrafficDirection::Egress {
+        let keys = PeerKeys {
+            cidr: &rule.to_cidr,
+            cidr_set: &rule.to_cidr_set,
+            entities: &rule.to_entities,
+            endpoints: &rule.to_endpoints,
+        };
+        let wrong = [
+            ("fromCIDR", rule.from_cidr.is_some()),
+            ("fromCIDRSet", rule.from_cidr_set.is_some()),
+            ("fromEntities", rule.from_entities.is_some()),
+            ("fromEndpoints", rule.from_endpoints.is_some()),
+        ];
+        (keys, wrong)
+    } else {
+        let keys = PeerKeys {
+            cidr: &rule.from_cidr,
+            cidr_set: &rule.from_cidr_set,
+            entities: &rule.from_entities,
+            endpoints: &rule.from_endpoints,
+        };
+        let wrong = [
+            ("toCIDR", rule.to_cidr.is_some()),
+            ("toCIDRSet", rule.to_cidr_set.is_some()),
+            ("toEntities", rule.to_entities.is_some()),
+            ("toEndpoints", rule.to_endpoints.is_some()),
+        ];
+        (keys, wrong)
+    };
+    match wrong.iter().find(|(_, set)| *set) {
+        Some((k, _)) => Err(format!("{k} does not belong in this direction")),
+        None => Ok(keys),
+    }
+}
+
+/// The peers the keys select; an error when a key is present but selects nothing.
+fn peers(k: &PeerKeys<'_>, namespace: Option<&str>) -> Result<Vec<Peer>, String> {
+    let mut peers = Vec::new();
+    if let Some(l) = k.cidr {
+        peers.extend(cidrs(l)?);
+    }
+    if let Some(l) = k.cidr_set {
+        peers.extend(cidr_sets(l)?);
+    }
+    if let Some(l) = k.entities {
+        peers.extend(entities(l)?);
+    }
+    for s in k.endpoints.iter().flatten() {
+        peers.push(Peer::Endpoints(EndpointSelector::compile(
+            s, namespace, true,
+        )?));
+    }
+    let any_key =
+        k.cidr.is_some() || k.cidr_set.is_some() || k.entities.is_some() || k.endpoints.is_some();
+    if any_key && peers.is_empty() {
+        return Err("an empty peer list selects nothing".into());
+    }
+    Ok(peers)
+}
+
 /// Compiles one deny rule. `namespace` is the policy's namespace (None for clusterwide).
 pub fn compile_rule(
     rule: &DenyRule,
@@ -205,67 +275,10 @@ pub fn compile_rule(
     local: &Local,
     namespace: Option<&str>,
 ) -> Result<DenyMatcher, String> {
-    let egress = direction == TrafficDirection::Egress;
-    let (cidr, set, ents, eps, wrong) = if egress {
-        let wrong = [
-            ("fromCIDR", rule.from_cidr.is_some()),
-            ("fromCIDRSet", rule.from_cidr_set.is_some()),
-            ("fromEntities", rule.from_entities.is_some()),
-            ("fromEndpoints", rule.from_endpoints.is_some()),
-        ];
-        (
-            &rule.to_cidr,
-            &rule.to_cidr_set,
-            &rule.to_entities,
-            &rule.to_endpoints,
-            wrong,
-        )
-    } else {
-        let wrong = [
-            ("toCIDR", rule.to_cidr.is_some()),
-            ("toCIDRSet", rule.to_cidr_set.is_some()),
-            ("toEntities", rule.to_entities.is_some()),
-            ("toEndpoints", rule.to_endpoints.is_some()),
-        ];
-        (
-            &rule.from_cidr,
-            &rule.from_cidr_set,
-            &rule.from_entities,
-            &rule.from_endpoints,
-            wrong,
-        )
-    };
     if let Some(k) = rule.other.keys().next() {
         return Err(format!("{k} is not supported"));
     }
-    if let Some((k, _)) = wrong.iter().find(|(_, set)| *set) {
-        return Err(format!("{k} does not belong in this direction"));
-    }
-    let mut peers = Vec::new();
-    let mut any_peer_key = false;
-    if let Some(l) = cidr {
-        any_peer_key = true;
-        peers.extend(cidrs(l)?);
-    }
-    if let Some(l) = set {
-        any_peer_key = true;
-        peers.extend(cidr_sets(l)?);
-    }
-    if let Some(l) = ents {
-        any_peer_key = true;
-        peers.extend(entities(l)?);
-    }
-    if let Some(l) = eps {
-        any_peer_key = true;
-        for s in l {
-            peers.push(Peer::Endpoints(EndpointSelector::compile(
-                s, namespace, true,
-            )?));
-        }
-    }
-    if any_peer_key && peers.is_empty() {
-        return Err("an empty peer list selects nothing".into());
-    }
+    let peers = peers(&peer_keys(rule, direction)?, namespace)?;
     let ports = match &rule.to_ports {
         Some(p) => {
             let p = ports(p)?;

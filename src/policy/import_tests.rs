@@ -5,6 +5,7 @@ use super::tests::{
     CHECKOUT, EGRESS_DENY, INGRESS_DENY, SEED, WORLD, decide, flow, set, tags, unmatched,
 };
 use super::*;
+use std::path::PathBuf;
 use crate::classify::{Attribution, Classifier};
 
 #[test]

@@ -2,6 +2,9 @@
 //! that carry no `policy_log` (AUDIT and POLICY_DENY, as Cilium reports them).
 
 use super::*;
+use crate::flow::FlowCtx;
+use crate::located::LocatedError;
+use std::path::PathBuf;
 use crate::api::flow::Flow;
 use crate::api::observer::get_flows_response::ResponseTypes;
 use crate::classify::{Attribution, Classifier};

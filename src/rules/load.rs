@@ -3,43 +3,21 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
 
 use toml::Spanned;
 
-use super::cidr::Cidr;
-use super::file::{RawFile, RawInline, RawMatch, RawRule, RawSide};
-use super::fqdn::FqdnPattern;
-use super::glob::Glob;
-use super::labels::{Entity, LabelSelector};
-use super::matcher::{CompiledMatch, SideMatch};
-use super::port::PortSpec;
-use super::{Class, Rule, RuleError, RuleSource};
-use crate::api::flow::{DropReason, TrafficDirection, Verdict};
+use super::compile::{Cx, compile_match};
+use super::file::{RawFile, RawInline, RawRule};
+use super::matcher::CompiledMatch;
+use super::rule::{Class, Rule, RuleError, RuleSource};
 use crate::located::{LocatedError, line_col};
 
 /// The largest rule document, in bytes.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 /// The most rules in one document.
 pub const MAX_RULES: usize = 10_000;
-/// The longest pattern or list value, in bytes.
-pub const MAX_PATTERN: usize = 255;
 /// The longest rule name or reason.
 pub const MAX_NAME: usize = 128;
-
-/// Where errors go while one document is validated.
-struct Cx<'a> {
-    file: &'a Path,
-    text: &'a str,
-    errors: &'a mut Vec<RuleError>,
-}
-
-impl Cx<'_> {
-    fn err(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
-        let e = LocatedError::at(self.file, self.text, Some(span), key, message);
-        self.errors.push(e);
-    }
-}
 
 /// One validated rule with what `RuleSet::load` still needs (duplicate check, matcher).
 pub(crate) struct Loaded {
@@ -107,37 +85,8 @@ fn rule(
     let k = |s: &str| format!("{key}.{s}");
     let before = cx.errors.len();
     let name = r.name.get_ref().clone();
-    let name_span = r.name.span();
-    if let Err(m) = check_name(&name) {
-        cx.err(name_span.clone(), &k("name"), m);
-    }
-    let (line, _) = line_col(cx.text, header.start);
-    let here = format!("{}:{line}", cx.file.display());
-    match seen.get(&name) {
-        Some(first) => cx.err(
-            name_span,
-            &k("name"),
-            format!("duplicate rule name {name:?} (first defined at {first})"),
-        ),
-        None => {
-            seen.insert(name.clone(), here);
-        }
-    }
-    let class = match &r.class {
-        None => Class::Expected,
-        Some(c) => match c.get_ref().as_str() {
-            "expected" => Class::Expected,
-            "unexpected" => Class::Unexpected,
-            other => {
-                cx.err(
-                    c.span(),
-                    &k("class"),
-                    format!("unknown class {other:?}: expected \"expected\" or \"unexpected\""),
-                );
-                Class::Unexpected
-            }
-        },
-    };
+    let line = unique_name(cx, &k("name"), &r.name, &header, seen);
+    let class = class_of(cx, &k("class"), r.class.as_ref());
     let reason = match &r.reason {
         None => name.clone(),
         Some(s) => {
@@ -185,6 +134,54 @@ fn rule(
         },
         matcher: matcher?,
     })
+}
+
+/// Checks a rule's name (form, not seen before) and notes where it is; returns the rule's line.
+fn unique_name(
+    cx: &mut Cx<'_>,
+    key: &str,
+    name: &Spanned<String>,
+    header: &Range<usize>,
+    seen: &mut HashMap<String, String>,
+) -> usize {
+    if let Err(m) = check_name(name.get_ref()) {
+        cx.err(name.span(), key, m);
+    }
+    let (line, _) = line_col(cx.text, header.start);
+    match seen.get(name.get_ref()) {
+        Some(first) => cx.err(
+            name.span(),
+            key,
+            format!(
+                "duplicate rule name {:?} (first defined at {first})",
+                name.get_ref()
+            ),
+        ),
+        None => {
+            let here = format!("{}:{line}", cx.file.display());
+            seen.insert(name.get_ref().clone(), here);
+        }
+    }
+    line
+}
+
+/// `class`: expected (the default) or unexpected.
+fn class_of(cx: &mut Cx<'_>, key: &str, class: Option<&Spanned<String>>) -> Class {
+    let Some(c) = class else {
+        return Class::Expected;
+    };
+    match c.get_ref().as_str() {
+        "expected" => Class::Expected,
+        "unexpected" => Class::Unexpected,
+        other => {
+            cx.err(
+                c.span(),
+                key,
+                format!("unknown class {other:?}: expected \"expected\" or \"unexpected\""),
+            );
+            Class::Unexpected
+        }
+    }
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -247,144 +244,4 @@ fn required_text(
         }
         None => None,
     }
-}
-
-type RawList = Option<Spanned<Vec<Spanned<String>>>>;
-
-/// Validates a list: not empty, each value at most [`MAX_PATTERN`] bytes, each parsed.
-fn list<T>(
-    cx: &mut Cx<'_>,
-    key: &str,
-    raw: RawList,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Option<Vec<T>> {
-    let raw = raw?;
-    if raw.get_ref().is_empty() {
-        cx.err(raw.span(), key, "empty list matches nothing");
-        return Some(Vec::new());
-    }
-    let mut out = Vec::with_capacity(raw.get_ref().len());
-    for v in raw.into_inner() {
-        let s = v.get_ref();
-        if s.len() > MAX_PATTERN {
-            cx.err(
-                v.span(),
-                key,
-                format!("value longer than {MAX_PATTERN} characters"),
-            );
-            continue;
-        }
-        match parse(s) {
-            Ok(t) => out.push(t),
-            Err(m) => cx.err(v.span(), key, m),
-        }
-    }
-    Some(out)
-}
-
-fn glob(s: &str) -> Result<Glob, String> {
-    Glob::new(s).map_err(|e| e.to_string())
-}
-
-fn compile_match(cx: &mut Cx<'_>, key: &str, m: Spanned<RawMatch>) -> Option<CompiledMatch> {
-    let span = m.span();
-    let m = m.into_inner();
-    let before = cx.errors.len();
-    let k = |s: &str| format!("{key}.{s}");
-    let verdict = list(cx, &k("verdict"), m.verdict, |s| {
-        Verdict::from_str_name(s)
-            .ok_or_else(|| format!("unknown verdict {s:?}: expected one of {}", verdict_names()))
-    });
-    let direction = m.direction.map(|d| {
-        let span = d.span();
-        let values = d.into_inner().0.into_iter();
-        let values = values.map(|v| Spanned::new(span.clone(), v)).collect();
-        list(
-            cx,
-            &k("direction"),
-            Some(Spanned::new(span.clone(), values)),
-            |s| match s {
-                "ingress" => Ok(TrafficDirection::Ingress),
-                "egress" => Ok(TrafficDirection::Egress),
-                _ => Err(format!(
-                    "unknown direction {s:?}: expected \"ingress\" or \"egress\""
-                )),
-            },
-        )
-        .unwrap_or_default()
-    });
-    let drop_reason = list(cx, &k("drop_reason"), m.drop_reason, |s| {
-        DropReason::from_str_name(s).ok_or_else(|| {
-            format!("unknown drop reason {s:?}: expected a DropReason name such as POLICY_DENIED")
-        })
-    });
-    let policy_log = list(cx, &k("policy_log"), m.policy_log, |s| {
-        if s.is_empty() {
-            Err("an empty policy_log value never matches".into())
-        } else {
-            Ok(s.to_owned())
-        }
-    });
-    let node = list(cx, &k("node"), m.node, glob);
-    let source = m
-        .source
-        .map(|s| side(cx, &k("source"), s.into_inner()))
-        .unwrap_or_default();
-    let destination = m
-        .destination
-        .map(|s| side(cx, &k("destination"), s.into_inner()))
-        .unwrap_or_default();
-    let compiled = CompiledMatch {
-        verdict,
-        direction,
-        drop_reason,
-        policy_log,
-        node,
-        source,
-        destination,
-    };
-    if cx.errors.len() > before {
-        // A key with errors looks unconstrained; do not also call the match empty.
-        return None;
-    }
-    let catch_alls = compiled.catch_alls();
-    if catch_alls.is_empty() {
-        cx.err(
-            span,
-            key,
-            "empty match would match every flow: a rule must constrain something",
-        );
-        return None;
-    }
-    if catch_alls.iter().all(|c| *c) {
-        cx.err(
-            span,
-            key,
-            "matches every flow: each of its keys is a catch-all",
-        );
-        return None;
-    }
-    Some(compiled)
-}
-
-fn side(cx: &mut Cx<'_>, key: &str, s: RawSide) -> SideMatch {
-    let k = |s: &str| format!("{key}.{s}");
-    SideMatch {
-        namespace: list(cx, &k("namespace"), s.namespace, glob),
-        pod: list(cx, &k("pod"), s.pod, glob),
-        workload: list(cx, &k("workload"), s.workload, glob),
-        labels: list(cx, &k("labels"), s.labels, LabelSelector::parse).unwrap_or_default(),
-        entity: list(cx, &k("entity"), s.entity, Entity::parse),
-        cidr: list(cx, &k("cidr"), s.cidr, Cidr::parse),
-        fqdn: list(cx, &k("fqdn"), s.fqdn, FqdnPattern::new),
-        port: list(cx, &k("port"), s.port, PortSpec::parse),
-    }
-}
-
-fn verdict_names() -> String {
-    (0..=7)
-        .filter_map(|n| Verdict::try_from(n).ok())
-        .map(|v| v.as_str_name())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

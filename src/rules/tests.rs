@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use super::*;
+use crate::flow::FlowCtx;
 use crate::api::flow::{
-    DropReason, Endpoint, Flow, Ip, Layer4, Layer7, TrafficDirection, Workload, layer4, layer7,
+    DropReason, Endpoint, Flow, Ip, Layer4, Layer7, TrafficDirection, Verdict, Workload, layer4,
+    layer7,
 };
 
 fn src(text: &str) -> RuleSource {
