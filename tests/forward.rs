@@ -16,8 +16,8 @@ use hubble_noise::api::flow::{
 use hubble_noise::api::observer::GetFlowsResponse;
 use hubble_noise::api::observer::get_flows_response::ResponseTypes;
 use hubble_noise::api::relay::NodeStatusEvent;
-use hubble_noise::cmd::run::{Input, run_daemon};
 use hubble_noise::config::{Config, Loaded};
+use hubble_noise::daemon::{Input, run_daemon};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn colour_only_on_a_terminal_without_no_color() {
-    use hubble_noise::cmd::run::log_colour;
+    use hubble_noise::logging::log_colour;
     use std::ffi::OsStr;
     assert!(log_colour(true, None));
     // no-color.org: an empty NO_COLOR does not count.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::cli::{run, stdout};
 use common::{scrape, sum, wait_for};
-use hubble_noise::cmd::run::{Input, run_daemon};
+use hubble_noise::daemon::{Input, run_daemon};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

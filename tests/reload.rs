@@ -13,7 +13,7 @@ use hubble_noise::api::flow::{DropReason, Endpoint, Flow, Ip, TrafficDirection, 
 use hubble_noise::api::observer::get_flows_response::ResponseTypes;
 use hubble_noise::api::observer::observer_server::{Observer, ObserverServer};
 use hubble_noise::api::observer::{GetFlowsRequest, GetFlowsResponse};
-use hubble_noise::cmd::run::{Input, run_daemon};
+use hubble_noise::daemon::{Input, run_daemon};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::cli::bin;
 use common::{http, sum};
-use hubble_noise::cmd::run::{Input, run_daemon};
+use hubble_noise::daemon::{Input, run_daemon};
 use hubble_noise::supervise::{EXIT_TASK_STOPPED, Task, TaskStopped};
 
 /// `n` distinct DROPPED flows, one JSON line each.

@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use crate::classify::Classifier;
 use crate::cli::ConfigArg;
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError, DnsScope};
 use crate::load;
 use crate::output::rfc3339;
 use crate::rules::Class;
@@ -45,54 +46,69 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         cfg.metrics.listen,
         cfg.metrics.labels.join(", ")
     );
-    let _ = writeln!(
-        out,
-        "expected log tags: {}",
-        if cfg.classify.expected_log_tags.is_empty() {
-            "(none)".to_string()
-        } else {
-            cfg.classify.expected_log_tags.join(", ")
-        }
-    );
+    let tags = &cfg.classify.expected_log_tags;
+    let tags = if tags.is_empty() {
+        "(none)".to_string()
+    } else {
+        tags.join(", ")
+    };
+    let _ = writeln!(out, "expected log tags: {tags}");
+    dns_servers(&mut out, cfg);
+    rules(&mut out, &classifier, cfg);
+    policies(&mut out, &classifier, cfg);
+    for w in policy_warnings(&classifier, &cfg.classify.expected_log_tags) {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let _ = writeln!(out, "ok");
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whose DNS answers are learned.
+fn dns_servers(out: &mut String, cfg: &Config) {
     if !cfg.dns.learn {
         let _ = writeln!(out, "dns: learning off (dns.learn = false)");
-    } else if cfg.dns.servers.is_empty() {
+        return;
+    }
+    if cfg.dns.servers.is_empty() {
         let _ = writeln!(
             out,
             "dns: trusts no DNS server (dns.servers is empty): no name is learned"
         );
-    } else {
-        let _ = writeln!(
-            out,
-            "dns: names learned from answers of {} trusted server selector(s), scope {}:",
-            cfg.dns.servers.len(),
-            match cfg.dns.scope {
-                crate::config::DnsScope::Endpoint => "endpoint",
-                crate::config::DnsScope::Cluster => "cluster",
-            }
-        );
-        for s in &cfg.dns.servers {
-            let _ = writeln!(out, "  {s}");
-        }
+        return;
     }
-    let rules = classifier.rules.rules();
-    let expected = rules.iter().filter(|r| r.class == Class::Expected).count();
+    let scope = match cfg.dns.scope {
+        DnsScope::Endpoint => "endpoint",
+        DnsScope::Cluster => "cluster",
+    };
     let _ = writeln!(
         out,
-        "rules: {} ({} expected, {} unexpected) from {} file(s){}",
+        "dns: names learned from answers of {} trusted server selector(s), scope {scope}:",
+        cfg.dns.servers.len()
+    );
+    for s in &cfg.dns.servers {
+        let _ = writeln!(out, "  {s}");
+    }
+}
+
+/// The rules, in order, with their class, reason, expiry and place.
+fn rules(out: &mut String, classifier: &Classifier, cfg: &Config) {
+    let rules = classifier.rules.rules();
+    let expected = rules.iter().filter(|r| r.class == Class::Expected).count();
+    let inline = if cfg.rule.is_some() {
+        " and config.toml"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "rules: {} ({} expected, {} unexpected) from {} file(s){inline}",
         rules.len(),
         expected,
         rules.len() - expected,
         cfg.classify.rule_files.len(),
-        if cfg.rule.is_some() {
-            " and config.toml"
-        } else {
-            ""
-        }
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let now = crate::metrics::now_seconds();
     for r in rules {
         let exp = match r.expires {
             Some(t) if t < now => format!(", EXPIRED {}", day(t)),
@@ -110,6 +126,10 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             r.line
         );
     }
+}
+
+/// The imported policies with their log values and deny rules.
+fn policies(out: &mut String, classifier: &Classifier, cfg: &Config) {
     let policies = classifier.policies.policies();
     let _ = writeln!(
         out,
@@ -142,13 +162,6 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             p.line
         );
     }
-    let warnings = policy_warnings(&classifier, &cfg.classify.expected_log_tags);
-    for w in &warnings {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    let _ = writeln!(out, "ok");
-    let _ = std::io::stdout().write_all(out.as_bytes());
-    Ok(ExitCode::SUCCESS)
 }
 
 fn day(t: f64) -> String {

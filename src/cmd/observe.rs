@@ -27,7 +27,7 @@ use crate::source::relay;
 /// Runs `observe` until the input ends (a recording), a signal, or a closed output.
 pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::config(args.config.config.as_deref())?;
-    super::run::init_logging(&loaded.config.log);
+    crate::logging::init_logging(&loaded.config.log);
     let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = loaded.config;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -36,7 +36,7 @@ pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
         .context("starting the runtime")?;
     // The relay follower reports its connection through metrics; nobody scrapes these.
     let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
-    let (tx, mut rx) = mpsc::channel(super::run::CHANNEL_CAPACITY);
+    let (tx, mut rx) = mpsc::channel(crate::daemon::CHANNEL_CAPACITY);
     let (stop_tx, stop_rx) = watch::channel(false);
     let replay = args.replay.clone();
     let source = {
@@ -47,7 +47,7 @@ pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
         rt.spawn(async move {
             match replay {
                 Some(path) => tokio::task::spawn_blocking(move || {
-                    super::run::replay(&path, false, None, &metrics, &tx, &stop)
+                    crate::source::recording::replay(&path, false, None, &metrics, &tx, &stop)
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("the recording reader failed: {e}"))),
@@ -69,7 +69,7 @@ pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
         classifier: &classifier,
     };
     let ended = rt.block_on(async {
-        let shutdown = super::run::shutdown_signal();
+        let shutdown = crate::daemon::shutdown_signal();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -95,7 +95,7 @@ pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
     let _ = printer.out.flush();
     drop(printer);
     let source =
-        rt.block_on(async { tokio::time::timeout(super::run::SHUTDOWN_GRACE, source).await });
+        rt.block_on(async { tokio::time::timeout(crate::daemon::SHUTDOWN_GRACE, source).await });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match ended {
         Ended::Output(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),

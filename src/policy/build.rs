@@ -195,7 +195,14 @@ fn import(
     let mut infos = Vec::new();
     let mut matchers = Vec::new();
     for (skey, spec) in specs {
-        infos.push(import_spec(spec, &skey, namespace, expected, &mut matchers, cx));
+        infos.push(import_spec(
+            spec,
+            &skey,
+            namespace,
+            expected,
+            &mut matchers,
+            cx,
+        ));
     }
     let policy = Policy {
         kind,

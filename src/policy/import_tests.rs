@@ -5,8 +5,8 @@ use super::tests::{
     CHECKOUT, EGRESS_DENY, INGRESS_DENY, SEED, WORLD, decide, flow, set, tags, unmatched,
 };
 use super::*;
-use std::path::PathBuf;
 use crate::classify::{Attribution, Classifier};
+use std::path::PathBuf;
 
 #[test]
 fn node_selector_applies_to_the_host() {

@@ -2,14 +2,14 @@
 //! that carry no `policy_log` (AUDIT and POLICY_DENY, as Cilium reports them).
 
 use super::*;
-use crate::flow::FlowCtx;
-use crate::located::LocatedError;
-use std::path::PathBuf;
 use crate::api::flow::Flow;
 use crate::api::observer::get_flows_response::ResponseTypes;
 use crate::classify::{Attribution, Classifier};
+use crate::flow::FlowCtx;
+use crate::located::LocatedError;
 use crate::rules::glob::Glob;
 use crate::rules::{Class, RuleSet, RuleSource};
+use std::path::PathBuf;
 
 /// The seed's case done the way Cilium allows: it cannot deny by name, so the vendor's
 /// telemetry is blocked by default deny (any egress allow rule) plus allow rules for what the

@@ -11,11 +11,11 @@ use super::file::{RawMatch, RawSide};
 use super::fqdn::FqdnPattern;
 use super::glob::Glob;
 use super::labels::{Entity, LabelSelector};
-use super::rule::RuleError;
-use crate::located::LocatedError;
 use super::matcher::{CompiledMatch, SideMatch};
 use super::port::PortSpec;
+use super::rule::RuleError;
 use crate::api::flow::{DropReason, TrafficDirection, Verdict};
+use crate::located::LocatedError;
 
 /// The longest pattern or list value, in bytes.
 pub const MAX_PATTERN: usize = 255;
@@ -71,7 +71,11 @@ fn glob(s: &str) -> Result<Glob, String> {
     Glob::new(s).map_err(|e| e.to_string())
 }
 
-pub(super) fn compile_match(cx: &mut Cx<'_>, key: &str, m: Spanned<RawMatch>) -> Option<CompiledMatch> {
+pub(super) fn compile_match(
+    cx: &mut Cx<'_>,
+    key: &str,
+    m: Spanned<RawMatch>,
+) -> Option<CompiledMatch> {
     let span = m.span();
     let m = m.into_inner();
     let before = cx.errors.len();

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use super::*;
-use crate::flow::FlowCtx;
 use crate::api::flow::{
     DropReason, Endpoint, Flow, Ip, Layer4, Layer7, TrafficDirection, Verdict, Workload, layer4,
     layer7,
 };
+use crate::flow::FlowCtx;
 
 fn src(text: &str) -> RuleSource {
     RuleSource {

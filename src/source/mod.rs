@@ -1,4 +1,6 @@
-//! Where responses come from: JSON lines ([`file`]) or the hubble-relay stream ([`relay`]).
+//! Where responses come from: JSON lines ([`file`]), a recording fed as the daemon's source
+//! ([`recording`]), or the hubble-relay stream ([`relay`]).
 
 pub mod file;
+pub mod recording;
 pub mod relay;

@@ -38,7 +38,11 @@ impl Findings<'_> {
 /// Why an `fqdn` key did or did not cover a side (PRODUCT.md §5): each name it had to cover
 /// and where it came from; what kept a name from counting (another name behind a shared IP, a
 /// CNAME target standing alone, an untrusted server, an expired TTL).
-pub(super) fn explain_fqdn(ps: &[FqdnPattern], side: &Side<'_>, time: Option<f64>) -> (bool, String) {
+pub(super) fn explain_fqdn(
+    ps: &[FqdnPattern],
+    side: &Side<'_>,
+    time: Option<f64>,
+) -> (bool, String) {
     let n = &side.names;
     let mut f = Findings {
         patterns: ps,
@@ -49,10 +53,13 @@ pub(super) fn explain_fqdn(ps: &[FqdnPattern], side: &Side<'_>, time: Option<f64
     asked_names(&mut f, &asked, side, time);
     if let Some(q) = n.query {
         match f.cover(q).map(str::to_owned) {
-            Some(p) => f.ok.push(format!("{p} ~ {} (the DNS query)", display_name(q))),
-            None => f
-                .bad
-                .push(format!("{} (the DNS query) is not covered", display_name(q))),
+            Some(p) => {
+                f.ok.push(format!("{p} ~ {} (the DNS query)", display_name(q)))
+            }
+            None => f.bad.push(format!(
+                "{} (the DNS query) is not covered",
+                display_name(q)
+            )),
         }
     }
     flow_names(&mut f, &asked, n.flow);
@@ -72,7 +79,11 @@ pub(super) fn explain_fqdn(ps: &[FqdnPattern], side: &Side<'_>, time: Option<f64
             when(i.at)
         ));
     }
-    let mut detail = format!("{} !~ {}", list(ps.iter().map(|p| p.display())), f.bad.join("; "));
+    let mut detail = format!(
+        "{} !~ {}",
+        list(ps.iter().map(|p| p.display())),
+        f.bad.join("; ")
+    );
     if !f.ok.is_empty() {
         let _ = write!(detail, "; covered: {}", f.ok.join(", "));
     }
@@ -134,10 +145,13 @@ fn flow_names(f: &mut Findings<'_>, asked: &[&Asked], names: &[String]) {
             continue;
         }
         match f.cover(n).map(str::to_owned) {
-            Some(p) => f.ok.push(format!("{p} ~ {} (name on the flow)", display_name(n))),
-            None => f
-                .bad
-                .push(format!("{} (name on the flow) is not covered", display_name(n))),
+            Some(p) => {
+                f.ok.push(format!("{p} ~ {} (name on the flow)", display_name(n)))
+            }
+            None => f.bad.push(format!(
+                "{} (name on the flow) is not covered",
+                display_name(n)
+            )),
         }
     }
 }

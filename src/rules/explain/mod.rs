@@ -92,12 +92,17 @@ impl Checks<'_> {
 
 fn side_checks(c: &mut Checks<'_>, name: &str, m: &SideMatch, side: &Side<'_>, ctx: &FlowCtx<'_>) {
     let key = |k: &str| format!("{name}.{k}");
-    c.one(&key("namespace"), &glob_strs(&m.namespace), side.namespace(), |_| {
-        m.namespace
-            .iter()
-            .flatten()
-            .any(|g| g.matches_value(side.namespace()))
-    });
+    c.one(
+        &key("namespace"),
+        &glob_strs(&m.namespace),
+        side.namespace(),
+        |_| {
+            m.namespace
+                .iter()
+                .flatten()
+                .any(|g| g.matches_value(side.namespace()))
+        },
+    );
     c.one(&key("pod"), &glob_strs(&m.pod), side.pod(), |_| {
         m.pod.iter().flatten().any(|g| g.matches_value(side.pod()))
     });
@@ -161,7 +166,10 @@ fn entity(es: &[Entity], side: &Side<'_>) -> (bool, String) {
         .collect();
     let op = if ok { "~" } else { "!~" };
     let want = list(es.iter().map(|e| e.name()));
-    (ok, format!("{want} {op} identity {} {}", side.identity(), list(labels)))
+    (
+        ok,
+        format!("{want} {op} identity {} {}", side.identity(), list(labels)),
+    )
 }
 
 fn glob_strs(g: &Option<Vec<super::glob::Glob>>) -> Option<Vec<String>> {

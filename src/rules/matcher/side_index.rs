@@ -29,7 +29,6 @@ pub const MAX_DFA_CACHE_BYTES: usize = 4 << 20;
 /// the usual `*.example.com` kind.
 pub const MAX_FQDN_REGEX_BYTES: usize = 256 << 10;
 
-
 impl SideIndex {
     pub(super) fn build(sides: &[&SideMatch]) -> Result<Self, String> {
         let mut idx = SideIndex::default();
@@ -84,7 +83,13 @@ impl SideIndex {
     /// The rules whose `fqdn` key (this side) covers the side's names, into `strict`; and into
     /// `any` the rules whose key matches at least one of its names, aliases included (what a
     /// key would match if one name were enough). Both stay empty when the side has no name.
-    pub(super) fn fill_fqdn(&self, names: &SideNames<'_>, strict: &mut [u64], any: &mut [u64], s: &mut Names) {
+    pub(super) fn fill_fqdn(
+        &self,
+        names: &SideNames<'_>,
+        strict: &mut [u64],
+        any: &mut [u64],
+        s: &mut Names,
+    ) {
         let Some(set) = self.fqdn.as_ref() else {
             return;
         };
@@ -129,7 +134,6 @@ impl SideIndex {
         true
     }
 }
-
 
 /// Scratch space for name normalization and regex-set hits.
 #[derive(Default)]

@@ -4,10 +4,10 @@
 
 use std::cell::RefCell;
 
-use super::prefilter::Prefilter;
-use super::side_index::{Names, SideIndex};
 use super::bits::{DST_CIDR, DST_FQDN, SRC_CIDR, SRC_FQDN};
+use super::prefilter::Prefilter;
 use super::semantics::{CompiledMatch, SideMatch, in_force};
+use super::side_index::{Names, SideIndex};
 use crate::flow::FlowCtx;
 
 /// Per-thread scratch reused across flows, so matching a flow does not allocate.
