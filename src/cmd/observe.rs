@@ -142,7 +142,7 @@ impl<W: std::io::Write> Printer<'_, W> {
             ObserveFormat::Compact => {
                 writeln!(self.out, "{}", compact(ctx, d, self.classifier))?;
                 if self.args.explain {
-                    for l in crate::explain::explain(self.classifier, ctx, d) {
+                    for l in crate::classify::explain::explain(self.classifier, ctx, d) {
                         writeln!(self.out, "    {l}")?;
                     }
                 }

@@ -78,7 +78,7 @@ impl<'a> Record<'a> {
             destination: output::destination(ctx),
             names: output::names(&ctx.destination),
             flows: ctx.flow.aggregate.is_some().then_some(ctx.flows),
-            explain: explain.then(|| crate::explain::explain(classifier, ctx, d)),
+            explain: explain.then(|| crate::classify::explain::explain(classifier, ctx, d)),
         }
     }
 }
@@ -157,28 +157,15 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                     return ControlFlow::Continue(());
                 }
             };
-            match pipeline.process(&resp, &classifier) {
-                Outcome::Counted { ctx, decision } => {
-                    count(&mut totals, &ctx, &decision);
-                    if args.format == Format::Jsonl || args.explain {
-                        let rec = Record::new(&ctx, &decision, &classifier, args.explain);
-                        let res = if args.format == Format::Jsonl {
-                            serde_json::to_writer(&mut out, &rec)
-                                .map_err(std::io::Error::other)
-                                .and_then(|()| out.write_all(b"\n"))
-                        } else {
-                            write_explained(&mut out, &rec)
-                        };
-                        if let Err(e) = res {
-                            write_err.get_or_insert(e);
-                        }
-                    }
-                }
-                Outcome::Twin => totals.twins += 1,
-                Outcome::Duplicate => totals.duplicates += 1,
-                Outcome::NotCounted => totals.not_counted += 1,
-                Outcome::Lost(l) => totals.lost = totals.lost.saturating_add(l.num_events_lost),
-                Outcome::NodeStatus(_) | Outcome::Empty => {}
+            if let Err(e) = handle(
+                &mut pipeline,
+                &resp,
+                &classifier,
+                args,
+                &mut totals,
+                &mut out,
+            ) {
+                write_err.get_or_insert(e);
             }
             for (_, n) in pipeline.names.take_ignored() {
                 totals.dns_untrusted = totals.dns_untrusted.saturating_add(n);
@@ -215,6 +202,38 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One response through the pipeline: counted in `totals`, and written as `jsonl` or with its
+/// explanation when asked for.
+fn handle(
+    pipeline: &mut Pipeline,
+    resp: &crate::api::observer::GetFlowsResponse,
+    classifier: &Classifier,
+    args: &ReplayArgs,
+    totals: &mut Totals,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    match pipeline.process(resp, classifier) {
+        Outcome::Counted { ctx, decision } => {
+            count(totals, &ctx, &decision);
+            if args.format == Format::Jsonl || args.explain {
+                let rec = Record::new(&ctx, &decision, classifier, args.explain);
+                if args.format == Format::Jsonl {
+                    serde_json::to_writer(&mut *out, &rec).map_err(std::io::Error::other)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    write_explained(out, &rec)?;
+                }
+            }
+        }
+        Outcome::Twin => totals.twins += 1,
+        Outcome::Duplicate => totals.duplicates += 1,
+        Outcome::NotCounted => totals.not_counted += 1,
+        Outcome::Lost(l) => totals.lost = totals.lost.saturating_add(l.num_events_lost),
+        Outcome::NodeStatus(_) | Outcome::Empty => {}
+    }
+    Ok(())
 }
 
 /// One flow and its explanation, for `--explain` in table format.

@@ -158,7 +158,7 @@ fn evaluate(t: &TestCase, cfg: &crate::config::Config, c: &Classifier) -> Result
             class: decision.class.as_str().to_string(),
             rule: decision.rule.map(|i| c.rules.rules()[i].name.clone()),
             reason: decision.reason.to_string(),
-            explain: crate::explain::explain(c, &ctx, &decision),
+            explain: crate::classify::explain::explain(c, &ctx, &decision),
         }),
         Outcome::Twin => {
             Err("flow is not counted: it is the drop-notification twin of a policy verdict".into())

@@ -3,6 +3,8 @@
 //! No I/O, no awaits, no allocation on the decision itself: the reason borrows from the flow or
 //! the rule set.
 
+pub mod explain;
+
 use crate::flow::FlowCtx;
 use crate::policy::PolicySet;
 use crate::rules::glob::Glob;
