@@ -127,6 +127,11 @@ def strip_comments_and_strings(text):
     return "".join(out)
 
 
+def tree(text):
+    """A `use` tree without whitespace, `a as b` written `a@b`."""
+    return re.sub(r"\s+as\s+", "@", text).replace("\n", " ").replace(" ", "")
+
+
 def children(text):
     """The modules a file declares (`mod x;`, `pub mod x;`)."""
     return set(re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", text, flags=re.M))
@@ -140,7 +145,7 @@ def use_paths(text):
     alt = "|".join(heads)
     paths = []
     for m in re.finditer(r"\buse\s+((?:" + alt + r")\b[^;]*);", text):
-        paths.extend(expand(m.group(1).replace("\n", " ").replace(" ", "")))
+        paths.extend(expand(tree(m.group(1))))
     for m in re.finditer(r"(?<![\w:])((?:" + alt + r")(?:::\w+)+)", text):
         paths.append(m.group(1).split("::"))
     return [["self"] + p if p[0] in kids else p for p in paths]
@@ -151,10 +156,10 @@ def reexports(text):
     kids = children(text)
     out = {}
     for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]*);", text):
-        for p in expand(m.group(1).replace("\n", " ").replace(" ", "")):
+        for p in expand(tree(m.group(1))):
             if not p or p[-1] == "*":
                 continue
-            name, _, alias = p[-1].partition("as")
+            name, _, alias = p[-1].partition("@")
             path = p[:-1] + [name]
             if path[0] in kids:
                 path = ["self"] + path
@@ -200,7 +205,7 @@ def resolve(path, here):
             mod, rest = mod[:-1], rest[1:]
     elif head != "self":
         return None
-    return mod + [p.split(" as ")[0] for p in rest if p not in ("*",)]
+    return mod + [p.split("@")[0] for p in rest if p not in ("*",)]
 
 
 def functions(lines):
