@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod calendar;
 pub mod classify;
 pub mod cli;
 pub mod cmd;

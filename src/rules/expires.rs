@@ -1,5 +1,7 @@
 //! `expires`: a TOML date or datetime to Unix seconds.
 
+use crate::calendar::days_from_civil;
+
 /// Unix seconds of a TOML date or datetime: a local datetime is taken as UTC, a date alone as
 /// midnight UTC.
 pub(crate) fn unix_seconds(dt: &toml::value::Datetime) -> Result<f64, String> {
@@ -22,17 +24,6 @@ pub(crate) fn unix_seconds(dt: &toml::value::Datetime) -> Result<f64, String> {
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s)
         - offset_minutes * 60;
     Ok(secs as f64 + f64::from(ns) / 1e9)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -370,7 +370,8 @@ fn arb_flow() -> impl Strategy<Value = Flow> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// The indexed `first_match` agrees with testing each rule directly, in order.
+    /// The indexed `first_match` agrees with testing each rule directly, in order, and
+    /// `--explain` agrees with the direct test of each rule.
     #[test]
     fn index_agrees_with_direct_matching(f in arb_flow()) {
         let set = load(&(
@@ -380,9 +381,24 @@ proptest! {
             + &rule("d", "match.destination = { port = [\"1-500\"], fqdn = [\"*.io\"] }")
             + &rule("e", "match.source = { fqdn = [\"example.com\"] }")
             + &rule("f", "match.destination = { cidr = [\"10.0.0.0/8\"] }")
+            + &rule("g", "match = { verdict = [\"AUDIT\"], source = { namespace = [\"sh*\"], workload = [\"checkout\"], labels = [\"app=checkout\"] } }")
+            + &rule("h", "match = { node = [\"prod/*\"], destination = { entity = [\"world\"], port = [\"443/TCP\"] } }")
         ));
         let ctx = FlowCtx::new(&f, "", None);
         let direct = (0..set.rules().len()).find(|i| set.rule_matches(*i, &ctx));
         prop_assert_eq!(set.first_match(&ctx), direct);
+        // `--explain` re-tests every key on its own: it must agree with the matcher, rule by
+        // rule (a rule matches exactly when every check holds).
+        for i in 0..set.rules().len() {
+            let checks = set.explain(i, &ctx);
+            prop_assert!(!checks.is_empty());
+            prop_assert_eq!(
+                checks.iter().all(|c| c.ok),
+                set.rule_matches(i, &ctx),
+                "rule {} explained {:?}",
+                i,
+                checks
+            );
+        }
     }
 }
