@@ -7,7 +7,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::cidr::Cidr;
-use super::file::{RawMatch, RawSide};
+use super::file::{OneOrMany, RawMatch, RawSide};
 use super::fqdn::FqdnPattern;
 use super::glob::Glob;
 use super::labels::{Entity, LabelSelector};
@@ -84,24 +84,7 @@ pub(super) fn compile_match(
         Verdict::from_str_name(s)
             .ok_or_else(|| format!("unknown verdict {s:?}: expected one of {}", verdict_names()))
     });
-    let direction = m.direction.map(|d| {
-        let span = d.span();
-        let values = d.into_inner().0.into_iter();
-        let values = values.map(|v| Spanned::new(span.clone(), v)).collect();
-        list(
-            cx,
-            &k("direction"),
-            Some(Spanned::new(span.clone(), values)),
-            |s| match s {
-                "ingress" => Ok(TrafficDirection::Ingress),
-                "egress" => Ok(TrafficDirection::Egress),
-                _ => Err(format!(
-                    "unknown direction {s:?}: expected \"ingress\" or \"egress\""
-                )),
-            },
-        )
-        .unwrap_or_default()
-    });
+    let direction = m.direction.map(|d| direction(cx, &k("direction"), d));
     let drop_reason = list(cx, &k("drop_reason"), m.drop_reason, |s| {
         DropReason::from_str_name(s).ok_or_else(|| {
             format!("unknown drop reason {s:?}: expected a DropReason name such as POLICY_DENIED")
@@ -136,6 +119,36 @@ pub(super) fn compile_match(
         // A key with errors looks unconstrained; do not also call the match empty.
         return None;
     }
+    constrains_something(cx, key, span, &compiled).then_some(compiled)
+}
+
+/// `direction`: one value or a list, each `ingress` or `egress`.
+fn direction(cx: &mut Cx<'_>, key: &str, d: Spanned<OneOrMany>) -> Vec<TrafficDirection> {
+    let span = d.span();
+    let values = d.into_inner().0.into_iter();
+    let values = values.map(|v| Spanned::new(span.clone(), v)).collect();
+    list(
+        cx,
+        key,
+        Some(Spanned::new(span.clone(), values)),
+        |s| match s {
+            "ingress" => Ok(TrafficDirection::Ingress),
+            "egress" => Ok(TrafficDirection::Egress),
+            _ => Err(format!(
+                "unknown direction {s:?}: expected \"ingress\" or \"egress\""
+            )),
+        },
+    )
+    .unwrap_or_default()
+}
+
+/// A match must constrain something: not empty, and not only catch-all keys.
+fn constrains_something(
+    cx: &mut Cx<'_>,
+    key: &str,
+    span: Range<usize>,
+    compiled: &CompiledMatch,
+) -> bool {
     let catch_alls = compiled.catch_alls();
     if catch_alls.is_empty() {
         cx.err(
@@ -143,7 +156,7 @@ pub(super) fn compile_match(
             key,
             "empty match would match every flow: a rule must constrain something",
         );
-        return None;
+        return false;
     }
     if catch_alls.iter().all(|c| *c) {
         cx.err(
@@ -151,9 +164,9 @@ pub(super) fn compile_match(
             key,
             "matches every flow: each of its keys is a catch-all",
         );
-        return None;
+        return false;
     }
-    Some(compiled)
+    true
 }
 
 fn side(cx: &mut Cx<'_>, key: &str, s: RawSide) -> SideMatch {
