@@ -937,9 +937,15 @@ fn mtls_to_the_real_relay_counts_what_replay_counts() {
     // required") or the connection the relay closed (broken pipe, reset, EOF), depending on
     // timing. Either way it must fail and print no flow.
     let err = String::from_utf8_lossy(&out.stderr);
-    let refused = ["certificate", "broken pipe", "connection reset", "EOF", "Unavailable"]
-        .iter()
-        .any(|w| err.contains(w));
+    let refused = [
+        "certificate",
+        "broken pipe",
+        "connection reset",
+        "EOF",
+        "Unavailable",
+    ]
+    .iter()
+    .any(|w| err.contains(w));
     assert!(
         !out.status.success() && out.stdout.is_empty() && refused,
         "mTLS lets a client without a certificate in: {out:?}"
