@@ -295,7 +295,7 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
-        let (file_cfg, text) = match path {
+        match path {
             Some(p) => {
                 let text =
                     crate::load::read_bounded(p, crate::rules::MAX_FILE_BYTES, "config file")
@@ -303,12 +303,31 @@ impl Config {
                             path: p.to_path_buf(),
                             source,
                         })?;
-                let cfg: Config = from_toml(p, &text)?;
-                cfg.validate(p, &text)?;
-                (cfg, text)
+                Self::from_text(p, text, env)
             }
-            None => (Config::default(), String::new()),
-        };
+            None => Self::merge_env(Config::default(), None, String::new(), env),
+        }
+    }
+
+    /// The configuration in `text`, read from the file `path` (named in errors; relative paths
+    /// in it are made relative to its folder), then the environment, then validated: what
+    /// [`Config::load_with_env`] does once the file is read.
+    pub fn from_text(
+        path: &Path,
+        text: String,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let cfg: Config = from_toml(path, &text)?;
+        cfg.validate(path, &text)?;
+        Self::merge_env(cfg, Some(path), text, env)
+    }
+
+    fn merge_env(
+        file_cfg: Config,
+        path: Option<&Path>,
+        text: String,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
         let rule = file_cfg.rule.clone();
         let env: Vec<(String, String)> = env
             .into_iter()

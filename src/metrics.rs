@@ -537,20 +537,20 @@ impl Metrics {
                 }
                 (c.clone(), refresh)
             } else {
-                let mut l = labels(&[
-                    ("class", class),
-                    ("verdict", verdict),
-                    ("reason", d.reason),
-                    ("direction", base[3]),
-                ]);
-                for name in &self.context_labels {
-                    let v = if overflow {
-                        OVERFLOW.to_owned()
-                    } else {
-                        context_value(name, ctx, d).into_owned()
-                    };
-                    l.push((name.clone(), v));
-                }
+                let l = if overflow {
+                    let mut l = labels(&[
+                        ("class", class),
+                        ("verdict", verdict),
+                        ("reason", d.reason),
+                        ("direction", base[3]),
+                    ]);
+                    for name in &self.context_labels {
+                        l.push((name.clone(), OVERFLOW.to_owned()));
+                    }
+                    l
+                } else {
+                    self.flow_labels(ctx, d)
+                };
                 let c = self.flows.get_or_create_owned(&l);
                 if !overflow {
                     s.regular += 1;
@@ -585,6 +585,23 @@ impl Metrics {
         if let Some(rule) = d.rule.and_then(|i| classifier.rules.rules().get(i)) {
             self.record_rule_matches(&rule.name, ctx.time, ctx.flows);
         }
+    }
+
+    /// The labels of the `hubble_noise_flows_total` series a flow is counted in while
+    /// `metrics.max_series` is not reached: class, verdict, reason, direction and the
+    /// configured context labels, each value at most [`MAX_LABEL_VALUE`] bytes.
+    pub fn flow_labels(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Labels {
+        let direction = direction_label(ctx.direction_value);
+        let mut l = labels(&[
+            ("class", d.class.as_str()),
+            ("verdict", verdict_name(ctx.verdict)),
+            ("reason", d.reason),
+            ("direction", &direction),
+        ]);
+        for name in &self.context_labels {
+            l.push((name.clone(), context_value(name, ctx, d).into_owned()));
+        }
+        l
     }
 
     /// Counts a flow decided by the rule `name` at `time` (the flow's time, else now).

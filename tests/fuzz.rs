@@ -1,10 +1,15 @@
 //! A smoke pass of the fuzz harnesses (`hubble_noise::fuzz`): random and structured inputs
-//! through each of them; none may panic. `HUBBLE_NOISE_FUZZ_CASES=100000 cargo test --test
-//! fuzz` runs longer; `examples/fuzz.rs` is the time-boxed mutation runner (SECURITY.md).
+//! through each of them, every fixture, and the committed libFuzzer corpus (`fuzz/corpus`,
+//! regression inputs included); none may panic or break an invariant of the harnesses.
+//! `HUBBLE_NOISE_FUZZ_CASES=100000 cargo test --test fuzz` runs longer; `examples/fuzz.rs` is
+//! the time-boxed mutation runner and `fuzz/` the libFuzzer targets (SECURITY.md).
 
 use std::path::Path;
 
-use hubble_noise::fuzz::{Verdict, grpc_response, json_line, policy_yaml, rule_file};
+use hubble_noise::fuzz::{
+    TARGETS, Verdict, config_file, frames, grpc_response, grpc_stream, grpc_structured, harness,
+    json_line, policy_yaml, rule_file,
+};
 use proptest::prelude::*;
 use prost::Message as _;
 
@@ -90,12 +95,43 @@ proptest! {
     }
 
     #[test]
-    fn grpc_structured(v in json_value()) {
+    fn grpc_from_json_values(v in json_value()) {
         // Whatever decodes from JSON must encode and go through the protobuf harness.
         let line = format!("{{\"flow\":{v}}}");
         if let Ok(Some(r)) = hubble_noise::source::file::decode_line(line.as_bytes()) {
             prop_assert_eq!(grpc_response(&r.encode_to_vec()), Verdict::Accepted);
         }
+    }
+
+    #[test]
+    fn grpc_stream_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        grpc_stream(&data);
+    }
+
+    #[test]
+    fn grpc_structured_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        // Any bytes describe a stream: it is always framed and decoded.
+        grpc_structured(&data);
+    }
+
+    #[test]
+    fn config_structured(
+        section in prop_oneof![Just("relay"), Just("metrics"), Just("classify"), Just("dns"), Just("log")],
+        key in prop_oneof![
+            Just("backoff_initial"), Just("backoff_max"), Just("idle_timeout"),
+            Just("pipeline_stall_timeout"), Just("min_ttl"), Just("max_series"),
+            Just("dedup_window"), Just("max_entries"), Just("level"), Just("labels"),
+            Just("address"), Just("max_message_size"), Just("expected_log_tags"),
+        ],
+        value in prop_oneof![
+            "\"[0-9]{1,22}(ms|s|m|h|d)\"",
+            "-?[0-9]{1,20}",
+            "\"[a-z_=,:/.*]{0,20}\"",
+            Just("[\"source_pod\", \"node\"]".to_owned()),
+            Just("true".to_owned()),
+        ],
+    ) {
+        config_file(format!("[{section}]\n{key} = {value}\n").as_bytes());
     }
 
     #[test]
@@ -141,34 +177,31 @@ proptest! {
 /// Every fixture of the repository through its harness (the runner's seeds).
 #[test]
 fn every_fixture_goes_through_its_harness() {
-    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
     let mut files = Vec::new();
     walk(Path::new("tests/fixtures"), &mut files);
     walk(Path::new("examples"), &mut files);
+    files.push("config.toml".into());
     let mut n = 0;
     for f in files {
         let data = std::fs::read(&f).unwrap();
         match f.extension().and_then(|e| e.to_str()) {
             Some("ndjson") => {
+                // The whole recording, then each line, through the JSON and the gRPC paths.
+                assert_eq!(json_line(&data), Verdict::Accepted, "{}", f.display());
+                let mut stream = Vec::new();
                 for line in data.split(|b| *b == b'\n') {
                     json_line(line);
                     if let Ok(Some(r)) = hubble_noise::source::file::decode_line(line) {
                         assert_eq!(grpc_response(&r.encode_to_vec()), Verdict::Accepted);
+                        stream.push(r);
                     }
                     n += 1;
                 }
+                assert_eq!(grpc_stream(&frames(&stream)), Verdict::Accepted);
             }
             Some("toml") => {
                 rule_file(&data);
+                config_file(&data);
                 n += 1;
             }
             Some("yaml" | "yml") => {
@@ -179,4 +212,36 @@ fn every_fixture_goes_through_its_harness() {
         }
     }
     assert!(n > 40, "{n} inputs");
+}
+
+/// The committed libFuzzer corpus, regression inputs included, through its harness on stable:
+/// CI replays it on every run.
+#[test]
+fn the_committed_corpus_goes_through_its_harness() {
+    let mut n = 0;
+    for (name, _) in TARGETS {
+        let dir = Path::new("fuzz/corpus").join(name);
+        if !dir.exists() {
+            continue;
+        }
+        let run = harness(name).unwrap();
+        let mut files = Vec::new();
+        walk(&dir, &mut files);
+        for f in files {
+            run(&std::fs::read(&f).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 60, "only {n} corpus files");
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
 }
