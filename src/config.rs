@@ -431,11 +431,18 @@ impl Config {
                 ),
             ));
         }
-        for l in &self.metrics.labels {
+        for (i, l) in self.metrics.labels.iter().enumerate() {
             if !CONTEXT_LABELS.contains(&l.as_str()) {
                 return Err(err(
                     &["metrics", "labels"],
                     format!("unknown label {l:?}; known: {}", CONTEXT_LABELS.join(", ")),
+                ));
+            }
+            // A label twice in one series makes the whole exposition invalid.
+            if self.metrics.labels[..i].contains(l) {
+                return Err(err(
+                    &["metrics", "labels"],
+                    format!("label {l:?} is listed twice"),
                 ));
             }
         }

@@ -245,3 +245,39 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+// ------------------------------------------------------------------ findings of the fuzzers
+//
+// One test per bug the fuzz targets found, named after it; the crashing input is also in
+// `fuzz/corpus/<target>/regression-*`.
+
+/// Found by `config`: a context label listed twice in `metrics.labels` was accepted, and every
+/// series of `hubble_noise_flows_total` then carried that label twice, which Prometheus
+/// refuses: every scrape failed. It is now a start-up error naming the key.
+#[test]
+fn metrics_label_listed_twice_broke_every_scrape() {
+    let input =
+        std::fs::read("fuzz/corpus/config/regression-metrics-label-listed-twice.toml").unwrap();
+    assert_eq!(config_file(&input), Verdict::Refused);
+    let text = "[metrics]\nlabels = [\"node\", \"source_pod\", \"node\"]\n";
+    let err = hubble_noise::config::Config::from_text(
+        Path::new("config.toml"),
+        text.to_owned(),
+        std::iter::empty(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "config.toml:2:10: metrics.labels: label \"node\" is listed twice"
+    );
+    // The environment is validated the same way.
+    let env = [(
+        "HUBBLE_NOISE_METRICS__LABELS".to_owned(),
+        "[\"node\",\"node\"]".to_owned(),
+    )];
+    let err = hubble_noise::config::Config::from_text(Path::new("c.toml"), String::new(), env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listed twice"), "{err}");
+}
