@@ -528,6 +528,8 @@ impl Config {
         }
         let sizes = [
             (["metrics", "max_series"], self.metrics.max_series),
+            // Also the permits of a semaphore, which panics past 2^61 - 1.
+            (["metrics", "max_connections"], self.metrics.max_connections),
             (["classify", "dedup_window"], self.classify.dedup_window),
             (["dns", "max_entries"], self.dns.max_entries),
         ];

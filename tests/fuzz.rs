@@ -315,3 +315,34 @@ fn label_values_holding_the_key_separator_merged_two_series() {
         assert!(text.contains(&series), "no {series:?} in\n{text}");
     }
 }
+
+/// Found by the `config` harness on a hand-made extreme (the fuzzer had not reached it): a
+/// `metrics.max_connections` above 2^61 - 1 was accepted, and the HTTP server task panicked
+/// at start-up creating its connection semaphore ("a semaphore may not have more than
+/// MAX_PERMITS permits"), so the daemon stopped with a task failure instead of a config error.
+/// It is now refused with the other counts (at most 10^8).
+#[test]
+fn max_connections_past_the_semaphore_limit_panicked_the_server() {
+    let input = std::fs::read(
+        "fuzz/corpus/config/regression-max-connections-past-the-semaphore-limit.toml",
+    )
+    .unwrap();
+    assert_eq!(config_file(&input), Verdict::Refused);
+    let err = hubble_noise::config::Config::from_text(
+        Path::new("config.toml"),
+        String::from_utf8(input).unwrap(),
+        std::iter::empty(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "config.toml:2:19: metrics.max_connections: must be at most 100000000"
+    );
+    // The largest accepted value makes a semaphore.
+    let most = hubble_noise::config::MAX_COUNT;
+    assert_eq!(
+        hubble_noise::server::connection_limit(most).available_permits(),
+        most
+    );
+}
