@@ -516,6 +516,11 @@ impl Config {
                 self.metrics.client_stall_timeout,
                 MAX_DURATION,
             ),
+            (
+                ["metrics", "pipeline_stall_timeout"],
+                self.metrics.pipeline_stall_timeout,
+                MAX_DURATION,
+            ),
             (["dns", "min_ttl"], self.dns.min_ttl, MAX_DURATION),
         ];
         for (keys, d, max) in durations {

@@ -346,3 +346,23 @@ fn max_connections_past_the_semaphore_limit_panicked_the_server() {
         most
     );
 }
+
+/// Found in review while writing the `config` harness (no panic: the heartbeat's timers
+/// saturate): `metrics.pipeline_stall_timeout` was the one duration without the 365-day bound
+/// SECURITY.md gives every timeout, so `/healthz` could be told never to fail.
+#[test]
+fn pipeline_stall_timeout_had_no_upper_bound() {
+    let input = std::fs::read("fuzz/corpus/config/stall-timeout-huge.toml").unwrap();
+    assert_eq!(config_file(&input), Verdict::Refused);
+    let err = hubble_noise::config::Config::from_text(
+        Path::new("config.toml"),
+        String::from_utf8(input).unwrap(),
+        std::iter::empty(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.ends_with("metrics.pipeline_stall_timeout: must be at most 31536000s"),
+        "{err}"
+    );
+}
