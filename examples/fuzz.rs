@@ -1,22 +1,29 @@
 //! A time-boxed mutation fuzzer for the harnesses of `hubble_noise::fuzz`, on stable Rust.
 //!
 //! ```text
-//! cargo run --release --example fuzz -- <json|grpc|rules|policy> <seconds> [seed dir ...]
+//! cargo run --release --example fuzz -- <target> <seconds> [seed dir ...]
 //! ```
 //!
-//! Seeds are the files under `tests/fixtures`, `examples` and the directories given (JSON lines
-//! are split into lines; for `grpc` each decoded line is re-encoded as protobuf). Each round
-//! picks a seed or an earlier accepted input, mutates it (byte flips, inserts, deletes,
-//! duplicated ranges, splices, tokens that stress parsers: deep nesting, NUL, invalid UTF-8,
-//! long runs, glob and regex metacharacters) and runs the harness under `catch_unwind`. A panic
-//! is a finding: the input is written to `target/fuzz-findings/` and the run goes on. The last
-//! line printed is a summary.
+//! Targets are those of `fuzz/` (`json_line`, `grpc_bytes`, `grpc_structured`, `rules`,
+//! `policy`, `config`), `grpc_message` (one message, unframed), and the short names `json`
+//! and `grpc`. Seeds are the committed libFuzzer corpus (`fuzz/corpus/<target>`), the files
+//! under `tests/fixtures`, `examples` and the directories given (JSON lines are split into
+//! lines; for the gRPC targets each decoded line is re-encoded as protobuf, and framed for
+//! `grpc_bytes`). Each round picks a seed or an earlier accepted input, mutates it (byte flips,
+//! inserts, deletes, duplicated ranges, splices, tokens that stress parsers: deep nesting, NUL,
+//! invalid UTF-8, long runs, glob and regex metacharacters) and runs the harness under
+//! `catch_unwind`. A panic is a finding: the input is written to `target/fuzz-findings/` and
+//! the run goes on. The last line printed is a summary.
+//!
+//! `cargo run --example fuzz -- --write-seeds` writes the binary seeds of the committed corpus
+//! (`grpc_bytes`: the recordings as framed streams; `grpc_structured`: fixed pseudo-random
+//! bytes); `fuzz/seeds.py` writes the text ones.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hubble_noise::fuzz::{TARGETS, Verdict};
+use hubble_noise::fuzz::{ALIASES, TARGETS, Verdict, frames, harness};
 use prost::Message as _;
 
 const TOKENS: &[&[u8]] = &[
@@ -56,16 +63,32 @@ const TOKENS: &[&[u8]] = &[
     b"\"verdict\":\"DROPPED\"",
     b"\"verdict\":4",
     b"\"dns\":{\"query\":\"a.\",\"ips\":[\"1.2.3.4\"],\"ttl\":1}",
+    b"\"time\":\"9999-12-31T23:59:59.999999999Z\"",
+    b"[relay]\n",
+    b"[metrics]\n",
+    b"backoff_max = \"18446744073709551615d\"\n",
+    b"idle_timeout = \"999999999999h\"\n",
+    b"max_series = 9223372036854775807\n",
+    b"\x00\x00\x00\x00\x05",
 ];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--write-seeds") {
+        write_seeds();
+        return;
+    }
+    let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     let (Some(name), Some(secs)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: fuzz <json|grpc|rules|policy> <seconds> [seed dir ...]");
+        eprintln!("usage: fuzz <{}> <seconds> [seed dir ...]", names.join("|"));
         std::process::exit(2);
     };
-    let Some((_, harness)) = TARGETS.iter().find(|(n, _)| n == name) else {
-        eprintln!("unknown target {name}");
+    let name = ALIASES
+        .iter()
+        .find(|(a, _)| a == name)
+        .map_or(name.as_str(), |(_, t)| t);
+    let Some(harness) = harness(name) else {
+        eprintln!("unknown target {name}; known: {}", names.join(", "));
         std::process::exit(2);
     };
     let secs: u64 = secs.parse().unwrap_or(10);
@@ -138,6 +161,11 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn seeds(target: &str, dirs: &[PathBuf]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut corpus = Vec::new();
+    files(&Path::new("fuzz/corpus").join(target), &mut corpus);
+    corpus.sort();
+    out.extend(corpus.iter().filter_map(|p| std::fs::read(p).ok()));
     let mut paths = Vec::new();
     for d in dirs {
         files(d, &mut paths);
@@ -149,23 +177,32 @@ fn seeds(target: &str, dirs: &[PathBuf]) -> Vec<Vec<u8>> {
             .unwrap_or("")
             .to_owned()
     };
-    let mut out = Vec::new();
     for p in paths {
         let Ok(data) = std::fs::read(&p) else {
             continue;
         };
         let e = ext(&p);
         match target {
-            "json" | "grpc" if e == "ndjson" || e == "json" => {
+            "json_line" | "grpc_message" | "grpc_bytes" if e == "ndjson" || e == "json" => {
+                let mut stream = Vec::new();
                 for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    if target == "json" {
+                    if target == "json_line" {
                         out.push(line.to_vec());
                     } else if let Ok(Some(r)) = hubble_noise::source::file::decode_line(line) {
-                        out.push(r.encode_to_vec());
+                        if target == "grpc_message" {
+                            out.push(r.encode_to_vec());
+                        } else {
+                            out.push(frames(std::slice::from_ref(&r)));
+                            stream.push(r);
+                        }
                     }
                 }
+                if target == "grpc_bytes" {
+                    stream.truncate(64);
+                    out.push(frames(&stream));
+                }
             }
-            "rules" if e == "toml" => out.push(data),
+            "rules" | "config" if e == "toml" => out.push(data),
             "policy" if e == "yaml" || e == "yml" => out.push(data),
             _ => {}
         }
@@ -238,4 +275,58 @@ fn mutate(rng: &mut fastrand::Rng, base: &[u8], other: &[u8]) -> Vec<u8> {
         }
     }
     v
+}
+
+/// Writes the binary seeds of `fuzz/corpus` (see the module's documentation).
+fn write_seeds() {
+    let recordings = [
+        "examples/recording.ndjson",
+        "tests/fixtures/dns/recording.ndjson",
+        "tests/fixtures/policies/recording.ndjson",
+        "tests/fixtures/peers/cf2cnp-dns-world.ndjson",
+        "src/fuzz/samples.ndjson",
+    ];
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = Path::new("fuzz/corpus").join(target);
+        let written =
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(name), data));
+        if let Err(e) = written {
+            eprintln!("{}: {e}", dir.join(name).display());
+            std::process::exit(1);
+        }
+    };
+    for path in recordings {
+        let Ok(text) = std::fs::read(path) else {
+            eprintln!("{path}: cannot read");
+            std::process::exit(1);
+        };
+        let responses: Vec<_> = text
+            .split(|b| *b == b'\n')
+            .filter_map(|l| hubble_noise::source::file::decode_line(l).ok().flatten())
+            .collect();
+        let stem = Path::new(path)
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("x");
+        write(
+            "grpc_bytes",
+            &format!("{stem}-stream.bin"),
+            &frames(&responses),
+        );
+        if path.starts_with("src/") {
+            for (i, r) in responses.iter().enumerate() {
+                write(
+                    "grpc_bytes",
+                    &format!("sample-{i}.bin"),
+                    &frames(std::slice::from_ref(r)),
+                );
+            }
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    for (i, len) in [16, 64, 128, 256, 512, 1024, 2048, 4096].iter().enumerate() {
+        let data: Vec<u8> = (0..*len).map(|_| rng.u8(..)).collect();
+        write("grpc_structured", &format!("random-{i}.bin"), &data);
+    }
 }

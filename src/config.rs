@@ -307,7 +307,7 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
-        let (file_cfg, text) = match path {
+        match path {
             Some(p) => {
                 let text =
                     crate::load::read_bounded(p, crate::rules::MAX_FILE_BYTES, "config file")
@@ -315,12 +315,31 @@ impl Config {
                             path: p.to_path_buf(),
                             source,
                         })?;
-                let cfg: Config = from_toml(p, &text)?;
-                cfg.validate(p, &text)?;
-                (cfg, text)
+                Self::from_text(p, text, env)
             }
-            None => (Config::default(), String::new()),
-        };
+            None => Self::merge_env(Config::default(), None, String::new(), env),
+        }
+    }
+
+    /// The configuration in `text`, read from the file `path` (named in errors; relative paths
+    /// in it are made relative to its folder), then the environment, then validated: what
+    /// [`Config::load_with_env`] does once the file is read.
+    pub fn from_text(
+        path: &Path,
+        text: String,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let cfg: Config = from_toml(path, &text)?;
+        cfg.validate(path, &text)?;
+        Self::merge_env(cfg, Some(path), text, env)
+    }
+
+    fn merge_env(
+        file_cfg: Config,
+        path: Option<&Path>,
+        text: String,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
         let rule = file_cfg.rule.clone();
         let env: Vec<(String, String)> = env
             .into_iter()
@@ -424,11 +443,18 @@ impl Config {
                 ),
             ));
         }
-        for l in &self.metrics.labels {
+        for (i, l) in self.metrics.labels.iter().enumerate() {
             if !CONTEXT_LABELS.contains(&l.as_str()) {
                 return Err(err(
                     &["metrics", "labels"],
                     format!("unknown label {l:?}; known: {}", CONTEXT_LABELS.join(", ")),
+                ));
+            }
+            // A label twice in one series makes the whole exposition invalid.
+            if self.metrics.labels[..i].contains(l) {
+                return Err(err(
+                    &["metrics", "labels"],
+                    format!("label {l:?} is listed twice"),
                 ));
             }
         }
@@ -502,6 +528,11 @@ impl Config {
                 self.metrics.client_stall_timeout,
                 MAX_DURATION,
             ),
+            (
+                ["metrics", "pipeline_stall_timeout"],
+                self.metrics.pipeline_stall_timeout,
+                MAX_DURATION,
+            ),
             (["dns", "min_ttl"], self.dns.min_ttl, MAX_DURATION),
         ];
         for (keys, d, max) in durations {
@@ -514,6 +545,8 @@ impl Config {
         }
         let sizes = [
             (["metrics", "max_series"], self.metrics.max_series),
+            // Also the permits of a semaphore, which panics past 2^61 - 1.
+            (["metrics", "max_connections"], self.metrics.max_connections),
             (["classify", "dedup_window"], self.classify.dedup_window),
             (["dns", "max_entries"], self.dns.max_entries),
         ];

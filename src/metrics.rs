@@ -7,7 +7,6 @@
 //! series exists.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -176,9 +175,30 @@ fn node_state_name(s: NodeState) -> Option<&'static str> {
 fn push_key(key: &mut String, base: [&str; 4]) {
     key.clear();
     for v in base {
-        key.push_str(v);
-        key.push('\u{1f}');
+        push_key_value(key, v);
     }
+}
+
+/// Appends one label value to a series key, prefixed with its length: values come from the
+/// wire and may hold any character, so no separator alone could keep two label sets apart
+/// (`"\u{1f}"` then `""` and `""` then `"\u{1f}"` once made one key, and one series counted
+/// the flows of both).
+fn push_key_value(key: &mut String, v: &str) {
+    // The length in decimal, without the formatting machinery (this runs per flow and label).
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = v.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    key.extend(digits[i..].iter().map(|d| char::from(*d)));
+    key.push('\u{1f}');
+    key.push_str(v);
 }
 
 /// The value of one context label for a counted flow, at most [`MAX_LABEL_VALUE`] bytes.
@@ -538,8 +558,7 @@ impl Metrics {
             let s = &mut *s;
             push_key(&mut s.key, base);
             for l in &self.context_labels {
-                s.key.push_str(&context_value(l, ctx, d));
-                s.key.push('\u{1f}');
+                push_key_value(&mut s.key, &context_value(l, ctx, d));
             }
             let overflow = !s.by_key.contains_key(s.key.as_str()) && s.regular >= self.max_series;
             if overflow {
@@ -550,7 +569,8 @@ impl Metrics {
                     base[3] = OVERFLOW;
                 }
                 push_key(&mut s.key, base);
-                let _ = write!(s.key, "{OVERFLOW}\u{1f}");
+                // No label set of context values has this form: one value, without a length.
+                s.key.push_str(OVERFLOW);
             }
             if let Some((c, last)) = s.by_key.get_mut(s.key.as_str()) {
                 // The exemplar names the latest unexpected flow. Building its labels
@@ -563,20 +583,20 @@ impl Metrics {
                 }
                 (c.clone(), refresh)
             } else {
-                let mut l = labels(&[
-                    ("class", class),
-                    ("verdict", verdict),
-                    ("reason", d.reason),
-                    ("direction", base[3]),
-                ]);
-                for name in &self.context_labels {
-                    let v = if overflow {
-                        OVERFLOW.to_owned()
-                    } else {
-                        context_value(name, ctx, d).into_owned()
-                    };
-                    l.push((name.clone(), v));
-                }
+                let l = if overflow {
+                    let mut l = labels(&[
+                        ("class", class),
+                        ("verdict", verdict),
+                        ("reason", d.reason),
+                        ("direction", base[3]),
+                    ]);
+                    for name in &self.context_labels {
+                        l.push((name.clone(), OVERFLOW.to_owned()));
+                    }
+                    l
+                } else {
+                    self.flow_labels(ctx, d)
+                };
                 let c = self.flows.get_or_create_owned(&l);
                 if !overflow {
                     s.regular += 1;
@@ -611,6 +631,23 @@ impl Metrics {
         if let Some(rule) = d.rule.and_then(|i| classifier.rules.rules().get(i)) {
             self.record_rule_matches(&rule.name, ctx.time, ctx.flows);
         }
+    }
+
+    /// The labels of the `hubble_noise_flows_total` series a flow is counted in while
+    /// `metrics.max_series` is not reached: class, verdict, reason, direction and the
+    /// configured context labels, each value at most [`MAX_LABEL_VALUE`] bytes.
+    pub fn flow_labels(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Labels {
+        let direction = direction_label(ctx.direction_value);
+        let mut l = labels(&[
+            ("class", d.class.as_str()),
+            ("verdict", verdict_name(ctx.verdict)),
+            ("reason", d.reason),
+            ("direction", &direction),
+        ]);
+        for name in &self.context_labels {
+            l.push((name.clone(), context_value(name, ctx, d).into_owned()));
+        }
+        l
     }
 
     /// Counts a flow decided by the rule `name` at `time` (the flow's time, else now).

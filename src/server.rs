@@ -169,6 +169,11 @@ async fn reload(state: &AppState) -> Resp {
     }
 }
 
+/// The semaphore that caps the connections served at once (at least one).
+pub fn connection_limit(max_connections: usize) -> Semaphore {
+    Semaphore::new(max_connections.max(1))
+}
+
 /// Serves the endpoints on `listener` until `shutdown` completes, then drains: idle
 /// connections close, requests in flight finish (for at most `drain_timeout`). Accept errors
 /// are logged and the loop goes on; a connection handler that panics is an error (a bug
@@ -179,7 +184,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
-    let limit = Arc::new(Semaphore::new(state.max_connections.max(1)));
+    let limit = Arc::new(connection_limit(state.max_connections));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     let result = loop {

@@ -386,7 +386,9 @@ fn read_batches(
 }
 
 /// Decodes one line (`None` = longer than [`MAX_LINE`]); `None` back for a blank line.
-fn decode_one(path: &Path, n: u64, line: Option<&[u8]>) -> Option<Result<Line, LineError>> {
+/// What becomes of line `n` of `path` (`None`: longer than [`MAX_LINE`]): nothing for a blank
+/// line, else a response, a line that cannot count, or the error to report.
+pub fn decode_one(path: &Path, n: u64, line: Option<&[u8]>) -> Option<Result<Line, LineError>> {
     let err = |kind, message| LineError {
         file: path.to_path_buf(),
         line: n,

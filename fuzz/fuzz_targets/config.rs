@@ -1,0 +1,6 @@
+//! A config file (TOML): validation, and what the daemon builds from it.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = hubble_noise::fuzz::config_file(data);
+});
