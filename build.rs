@@ -16,8 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptor_path = out.join("descriptors.bin");
     std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&fds))?;
 
+    // Client only: the shipped crate never serves gRPC. The tests' fake relay and the load
+    // generator generate their own server stubs (testkit/build.rs, bench/build.rs).
     tonic_prost_build::configure()
-        .build_server(true)
+        .build_server(false)
         .build_client(true)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
@@ -51,26 +53,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(&path, text)?;
     }
 
-    // The load generator's server: the same route as `observer.Observer/GetFlows`, answering
-    // with pre-encoded responses (`crate::loadgen::Encoded`) so that encoding costs nothing.
-    tonic_build::manual::Builder::new()
-        .build_client(false)
-        .build_server(true)
-        .out_dir(&out)
-        .compile(&[tonic_build::manual::Service::builder()
-            .name("Observer")
-            .package("observer")
-            .method(
-                tonic_build::manual::Method::builder()
-                    .name("get_flows")
-                    .route_name("GetFlows")
-                    .input_type("crate::api::observer::GetFlowsRequest")
-                    .output_type("crate::loadgen::Encoded")
-                    .codec_path("tonic_prost::ProstCodec")
-                    .server_streaming()
-                    .build(),
-            )
-            .build()]);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
     python3 fuzz/seeds.py
 
-The seeds of grpc_bytes and grpc_structured are binary: `cargo run --example fuzz --
+The seeds of grpc_bytes and grpc_structured are binary: `cargo run -p hubble-noise-fuzz --
 --write-seeds` writes them (frames of the same recordings). Regression inputs of findings
 (`regression-*`) are added by hand and never rewritten here. Run from the repository root.
 """
@@ -38,7 +38,7 @@ write("json_line", "policies-fixture.ndjson",
       (ROOT / "tests/fixtures/policies/recording.ndjson").read_bytes())
 write("json_line", "peer-cf2cnp.ndjson",
       (ROOT / "tests/fixtures/peers/cf2cnp-dns-world.ndjson").read_bytes())
-for i, l in enumerate(lines("src/fuzz/samples.ndjson")[6:]):
+for i, l in enumerate(lines("fuzz/src/samples.ndjson")[6:]):
     write("json_line", f"extreme-{i}.json", l)
 
 

@@ -22,7 +22,10 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-co
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 # --target keeps the instrumentation away from build scripts and proc macros.
-cargo build --locked --release --manifest-path fuzz/Cargo.toml --target "$host" --target-dir target/fuzz
+bins=()
+for t in "${targets[@]}"; do bins+=(--bin "$t"); done
+cargo build --locked --profile fuzz -p hubble-noise-fuzz --features libfuzzer "${bins[@]}" \
+  --target "$host" --target-dir target/fuzz
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -30,7 +33,7 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t" "target/fuzz/findings/$t"
   log="$scratch/$t.log"
-  if "target/fuzz/$host/release/$t" -max_total_time="$seconds" -print_final_stats=1 \
+  if "target/fuzz/$host/fuzz/$t" -max_total_time="$seconds" -print_final_stats=1 \
       -artifact_prefix="target/fuzz/findings/$t/" "$scratch/$t" "fuzz/corpus/$t" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)

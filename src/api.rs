@@ -1,4 +1,4 @@
-//! Generated protobuf types (prost), gRPC client and server (tonic) and JSON (pbjson) for the
+//! Generated protobuf types (prost), gRPC client (tonic) and JSON (pbjson) for the
 //! subset of Hubble's API in `proto/`.
 
 #![allow(missing_docs, clippy::all, clippy::pedantic)]

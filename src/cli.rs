@@ -30,9 +30,6 @@ pub enum Command {
     Test(TestArgs),
     /// Propose rules for the unexpected flows of recordings (prints a rule file).
     Suggest(SuggestArgs),
-    /// Load generator: a stand-in relay that streams synthetic flows to a running daemon and
-    /// measures its throughput and latency through `/metrics` (see BENCHMARKS.md).
-    BenchRelay(BenchRelayArgs),
 }
 
 /// `-c/--config`.
@@ -155,40 +152,6 @@ pub struct SuggestArgs {
     /// Recordings to read, in order, as one stream (`-` = stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-}
-
-/// `bench-relay` arguments.
-#[derive(Debug, clap::Args)]
-pub struct BenchRelayArgs {
-    /// Where the stand-in relay listens (point the daemon's `relay.address` here).
-    #[arg(long, default_value = "127.0.0.1:4245")]
-    pub listen: std::net::SocketAddr,
-    /// The daemon's metrics address.
-    #[arg(long, default_value = "127.0.0.1:9967")]
-    pub metrics: std::net::SocketAddr,
-    /// Flows to send.
-    #[arg(long, default_value_t = 3_000_000)]
-    pub flows: u64,
-    /// Flows per second (0 = as fast as the daemon takes them).
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
-    /// Distinct source namespaces (series of `hubble_noise_flows_total`).
-    #[arg(long, default_value_t = 100)]
-    pub namespaces: u64,
-    /// Latency probes spread over the run (each is polled for in `/metrics` every 2 ms, which
-    /// loads the daemon a little).
-    #[arg(long, default_value_t = 100)]
-    pub probes: u64,
-    /// DNS answers sent before the flows, each teaching the daemon one name.
-    #[arg(long, default_value_t = 0)]
-    pub dns_names: u64,
-    /// Print a synthetic rule file of this many rules (half fqdn, 30 % CIDR, the rest
-    /// namespace/label/port) and exit, for the daemon's `classify.rule_files`.
-    #[arg(long, value_name = "N")]
-    pub emit_rules: Option<usize>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
 }
 
 /// `--rate`: a finite number of flows per second from 0.001 to 1e9; anything else would make

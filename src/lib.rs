@@ -19,7 +19,6 @@
 //! - [`health`]: the pipeline heartbeat behind `/healthz`.
 //! - [`backoff`]: jittered exponential reconnect delays.
 //! - [`cmd::run`]: the daemon wiring (`run_daemon`).
-//! - [`fuzz`]: fuzz harnesses, one per kind of outside input (SECURITY.md).
 
 pub mod api;
 pub mod backoff;
@@ -33,10 +32,8 @@ pub mod dedup;
 pub mod dns;
 pub mod enums;
 pub mod flow;
-pub mod fuzz;
 pub mod health;
 pub mod load;
-pub mod loadgen;
 pub mod located;
 pub mod logging;
 pub mod metrics;
@@ -50,5 +47,4 @@ pub mod source;
 pub mod stall;
 pub mod suggest;
 pub mod supervise;
-pub mod synth;
 pub mod watcher;

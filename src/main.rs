@@ -15,7 +15,6 @@ fn main() -> ExitCode {
         Command::Observe(args) => cmd::observe::run(&args),
         Command::Test(args) => cmd::test::run(&args),
         Command::Suggest(args) => cmd::suggest::run(&args),
-        Command::BenchRelay(args) => cmd::bench::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = hubble_noise::fuzz::json_line(data);
+    let _ = hubble_noise_fuzz::json_line(data);
 });

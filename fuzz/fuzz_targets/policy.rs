@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = hubble_noise::fuzz::policy_yaml(data);
+    let _ = hubble_noise_fuzz::policy_yaml(data);
 });

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = hubble_noise::fuzz::rule_file(data);
+    let _ = hubble_noise_fuzz::rule_file(data);
 });

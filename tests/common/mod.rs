@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 pub mod cli;
-pub mod fake_relay;
+#[allow(unused_imports)]
+pub use hubble_noise_testkit::fake_relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -18,7 +18,7 @@ use hubble_noise::classify::Classifier;
 use hubble_noise::config::Config;
 use hubble_noise::pipeline::{Outcome, Pipeline};
 use hubble_noise::rules::{RuleSet, RuleSource};
-use hubble_noise::synth;
+use hubble_noise_bench::synth;
 
 /// Counts live heap bytes.
 struct Live;

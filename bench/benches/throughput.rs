@@ -14,7 +14,7 @@ use hubble_noise::metrics::Metrics;
 use hubble_noise::pipeline::Pipeline;
 use hubble_noise::rules::{RuleSet, RuleSource};
 use hubble_noise::source::file::decode_line;
-use hubble_noise::synth;
+use hubble_noise_bench::synth;
 use prost::Message;
 
 fn classifier(n: usize) -> Classifier {

@@ -9,8 +9,8 @@
 //! Three drivers run the same functions (SECURITY.md, "Fuzzing"):
 //!
 //! - the libFuzzer targets of `fuzz/` (coverage-guided, nightly), one per harness;
-//! - `examples/fuzz.rs`, a time-boxed mutation runner on stable;
-//! - `tests/fuzz.rs`, property tests and the regression inputs, in `cargo test`.
+//! - `src/main.rs` (`hubble-noise-fuzz`), a time-boxed mutation runner on stable;
+//! - `tests/harnesses.rs`, property tests and the regression inputs, in `cargo test --workspace`.
 //!
 //! A harness returns a small summary of what the input became, so that a runner can tell
 //! accepted inputs from refused ones (and keep the accepted ones as seeds).
@@ -25,13 +25,13 @@ use std::sync::LazyLock;
 
 use prost::Message as _;
 
-use crate::api::observer::GetFlowsResponse;
-use crate::classify::Classifier;
-use crate::config::Config;
-use crate::policy::{PolicySet, PolicySource};
-use crate::rules::glob::Glob;
-use crate::rules::{RuleSet, RuleSource};
-use crate::source::file;
+use hubble_noise::api::observer::GetFlowsResponse;
+use hubble_noise::classify::Classifier;
+use hubble_noise::config::Config;
+use hubble_noise::policy::{PolicySet, PolicySource};
+use hubble_noise::rules::glob::Glob;
+use hubble_noise::rules::{RuleSet, RuleSource};
+use hubble_noise::source::file;
 
 pub use path::{FlowPath, fuzz_config};
 
@@ -252,10 +252,10 @@ fn check_not_counted(line: &[u8]) {
     };
     let cfg = fuzz_config();
     let classifier = Classifier::default();
-    let mut pipeline = crate::pipeline::Pipeline::new(&cfg);
+    let mut pipeline = hubble_noise::pipeline::Pipeline::new(&cfg);
     let skipped = matches!(
         pipeline.process(&resp, &classifier),
-        crate::pipeline::Outcome::NotCounted | crate::pipeline::Outcome::Empty
+        hubble_noise::pipeline::Outcome::NotCounted | hubble_noise::pipeline::Outcome::Empty
     );
     assert!(
         skipped && pipeline.names.is_empty(),
@@ -377,7 +377,7 @@ pub fn policy_yaml(data: &[u8]) -> Verdict {
     let Ok(text) = std::str::from_utf8(data) else {
         return Verdict::Refused;
     };
-    if text.len() > crate::load::MAX_POLICY_FILE {
+    if text.len() > hubble_noise::load::MAX_POLICY_FILE {
         return Verdict::Refused;
     }
     let src = PolicySource {
@@ -420,7 +420,7 @@ pub fn config_file(data: &[u8]) -> Verdict {
     match Config::from_text(file, text.to_owned(), env) {
         Ok(merged) => {
             let mut want = loaded.config.clone();
-            want.log.format = crate::config::LogFormat::Json;
+            want.log.format = hubble_noise::config::LogFormat::Json;
             assert_eq!(
                 merged.config, want,
                 "the environment merge changed the config"
@@ -441,7 +441,7 @@ pub fn config_file(data: &[u8]) -> Verdict {
     }
     let cfg = &loaded.config;
     let mut backoff =
-        crate::backoff::Backoff::new(cfg.relay.backoff_initial, cfg.relay.backoff_max);
+        hubble_noise::backoff::Backoff::new(cfg.relay.backoff_initial, cfg.relay.backoff_max);
     for _ in 0..64 {
         let d = backoff.next_delay();
         let bound = (cfg.relay.backoff_max)
@@ -449,16 +449,16 @@ pub fn config_file(data: &[u8]) -> Verdict {
             .max(std::time::Duration::from_millis(1));
         assert!(d <= bound, "backoff delay {d:?} above its bound {bound:?}");
     }
-    let _ = crate::health::beat_interval(cfg.metrics.pipeline_stall_timeout);
-    let _ = crate::server::connection_limit(cfg.metrics.max_connections);
+    let _ = hubble_noise::health::beat_interval(cfg.metrics.pipeline_stall_timeout);
+    let _ = hubble_noise::server::connection_limit(cfg.metrics.max_connections);
     let since = pbjson_types::Timestamp {
         seconds: i64::MIN,
         nanos: i32::MIN,
     };
-    let _ = crate::source::relay::request(&cfg.relay, cfg.dns.learn, Some(since));
-    let _ = crate::source::relay::endpoint(&cfg.relay);
+    let _ = hubble_noise::source::relay::request(&cfg.relay, cfg.dns.learn, Some(since));
+    let _ = hubble_noise::source::relay::endpoint(&cfg.relay);
     let _ = tracing_subscriber::EnvFilter::try_new(&cfg.log.level);
-    match crate::load::classifier(&loaded) {
+    match hubble_noise::load::classifier(&loaded) {
         Ok(classifier) => {
             through_path(&loaded.config, &classifier, sample_responses());
             Verdict::Accepted

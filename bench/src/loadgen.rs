@@ -12,9 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
-use crate::api::observer::GetFlowsRequest;
-use crate::api::observer::get_flows_response::ResponseTypes;
 use crate::synth;
+use hubble_noise::api::observer::GetFlowsRequest;
+use hubble_noise::api::observer::get_flows_response::ResponseTypes;
 
 /// The generated server of the same route as `observer.Observer/GetFlows`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -316,7 +316,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::observer::GetFlowsResponse;
+    use hubble_noise::api::observer::GetFlowsResponse;
 
     #[test]
     fn stamped_messages_decode_with_unique_uuids() {

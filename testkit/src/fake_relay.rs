@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::observer_server::{Observer, ObserverServer};
 use hubble_noise::api::flow::{Endpoint, Flow, TrafficDirection, Verdict};
 use hubble_noise::api::observer::get_flows_response::ResponseTypes;
-use hubble_noise::api::observer::observer_server::{Observer, ObserverServer};
 use hubble_noise::api::observer::{GetFlowsRequest, GetFlowsResponse};
 use hubble_noise::config::{Config, Loaded};
 use hubble_noise::daemon::{Input, run_daemon};

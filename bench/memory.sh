@@ -2,15 +2,17 @@
 # Memory soak (BENCHMARKS.md): the daemon with 1,000 rules, 10,000 series and 100,000 learned
 # DNS names, fed at a steady rate for a while; its RSS is sampled every 10 s.
 #
-#   benches/memory.sh [SECONDS] [RATE]      (defaults: 600 s at 50,000 flows/s)
+#   bench/memory.sh [SECONDS] [RATE]      (defaults: 600 s at 50,000 flows/s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 rate=${2:-50000}
 bin=target/release/hubble-noise
-cargo build --release --locked --quiet || exit 1
+gen=target/release/hubble-noise-bench
+# Built one at a time: the shipped binary with its own features, as users get it.
+cargo build --release --locked --quiet -p hubble-noise && cargo build --release --locked --quiet -p hubble-noise-bench || exit 1
 dir=$(mktemp -d)
-"$bin" bench-relay --emit-rules 1000 > "$dir/rules.toml"
+"$gen" --emit-rules 1000 > "$dir/rules.toml"
 cat > "$dir/config.toml" <<CONF
 [relay]
 address = "http://127.0.0.1:14246"
@@ -29,7 +31,7 @@ CONF
 trap 'kill $daemon $sampler 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$dir"' EXIT
 ( t=0; while kill -0 $daemon 2>/dev/null; do
     echo "t=${t}s rss=$(awk '/VmRSS/ {print $2}' /proc/$daemon/status) kB"; sleep 10; t=$((t + 10)); done ) > "$dir/rss.log" & sampler=$!
-"$bin" bench-relay --listen 127.0.0.1:14246 --metrics 127.0.0.1:19968 --namespaces 10000 \
+"$gen" --listen 127.0.0.1:14246 --metrics 127.0.0.1:19968 --namespaces 10000 \
   --dns-names 100000 --rate "$rate" --flows $((seconds * rate)) --probes 20 \
   --timeout $((seconds + 120)); status=$?
 series=$(curl -s 127.0.0.1:19968/metrics | grep -c '^hubble_noise_flows_total{')

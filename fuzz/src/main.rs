@@ -1,7 +1,7 @@
-//! A time-boxed mutation fuzzer for the harnesses of `hubble_noise::fuzz`, on stable Rust.
+//! A time-boxed mutation fuzzer for the harnesses of `hubble_noise_fuzz`, on stable Rust.
 //!
 //! ```text
-//! cargo run --release --example fuzz -- <target> <seconds> [seed dir ...]
+//! cargo run --release -p hubble-noise-fuzz -- <target> <seconds> [seed dir ...]
 //! ```
 //!
 //! Targets are those of `fuzz/` (`json_line`, `grpc_bytes`, `grpc_structured`, `rules`,
@@ -15,7 +15,7 @@
 //! `catch_unwind`. A panic is a finding: the input is written to `target/fuzz-findings/` and
 //! the run goes on. The last line printed is a summary.
 //!
-//! `cargo run --example fuzz -- --write-seeds` writes the binary seeds of the committed corpus
+//! `cargo run -p hubble-noise-fuzz -- --write-seeds` writes the binary seeds of the committed corpus
 //! (`grpc_bytes`: the recordings as framed streams; `grpc_structured`: fixed pseudo-random
 //! bytes); `fuzz/seeds.py` writes the text ones.
 
@@ -23,7 +23,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hubble_noise::fuzz::{ALIASES, TARGETS, Verdict, frames, harness};
+use hubble_noise_fuzz::{ALIASES, TARGETS, Verdict, frames, harness};
 use prost::Message as _;
 
 const TOKENS: &[&[u8]] = &[
@@ -92,7 +92,7 @@ fn main() {
         std::process::exit(2);
     };
     let secs: u64 = secs.parse().unwrap_or(10);
-    let mut dirs: Vec<PathBuf> = vec!["tests/fixtures".into(), "examples".into()];
+    let mut dirs: Vec<PathBuf> = vec![root("tests/fixtures"), root("examples")];
     dirs.extend(args[2..].iter().map(PathBuf::from));
     let mut corpus = seeds(name, &dirs);
     if corpus.is_empty() {
@@ -105,7 +105,7 @@ fn main() {
     let mut rng = fastrand::Rng::with_seed(secs ^ 0x5eed);
     let (mut runs, mut accepted, mut panics, mut longest) = (0u64, 0u64, 0u64, 0usize);
     let mut slowest = Duration::ZERO;
-    let findings = Path::new("target/fuzz-findings");
+    let findings = &root("target/fuzz-findings");
     while Instant::now() < deadline {
         let base = &corpus[rng.usize(..corpus.len())];
         let other = &corpus[rng.usize(..corpus.len())];
@@ -160,10 +160,15 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A path of the repository, wherever the runner is started from.
+fn root(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
 fn seeds(target: &str, dirs: &[PathBuf]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut corpus = Vec::new();
-    files(&Path::new("fuzz/corpus").join(target), &mut corpus);
+    files(&root("fuzz/corpus").join(target), &mut corpus);
     corpus.sort();
     out.extend(corpus.iter().filter_map(|p| std::fs::read(p).ok()));
     let mut paths = Vec::new();
@@ -284,10 +289,10 @@ fn write_seeds() {
         "tests/fixtures/dns/recording.ndjson",
         "tests/fixtures/policies/recording.ndjson",
         "tests/fixtures/peers/cf2cnp-dns-world.ndjson",
-        "src/fuzz/samples.ndjson",
+        "fuzz/src/samples.ndjson",
     ];
     let write = |target: &str, name: &str, data: &[u8]| {
-        let dir = Path::new("fuzz/corpus").join(target);
+        let dir = root("fuzz/corpus").join(target);
         let written =
             std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(name), data));
         if let Err(e) = written {
@@ -296,7 +301,7 @@ fn write_seeds() {
         }
     };
     for path in recordings {
-        let Ok(text) = std::fs::read(path) else {
+        let Ok(text) = std::fs::read(root(path)) else {
             eprintln!("{path}: cannot read");
             std::process::exit(1);
         };

@@ -3,12 +3,12 @@
 
 use std::fmt::Write as _;
 
-use crate::api::flow::{
+use hubble_noise::api::flow::{
     CiliumEventType, DropReason, Endpoint, Flow, Ip, Layer4, Tcp, TrafficDirection, Verdict,
     Workload, layer4,
 };
-use crate::api::observer::GetFlowsResponse;
-use crate::api::observer::get_flows_response::ResponseTypes;
+use hubble_noise::api::observer::GetFlowsResponse;
+use hubble_noise::api::observer::get_flows_response::ResponseTypes;
 
 /// A rule file of `n` rules: half fqdn patterns, 30 % CIDRs, the rest namespace, label and
 /// port rules (the "1,000 rules: 500 fqdn, 300 CIDRs, the rest namespace/label/port").
@@ -121,7 +121,7 @@ pub fn flow(i: u64, namespaces: u64) -> GetFlowsResponse {
 /// resolved `host<i>.example.com` to a world IP of its own, with a one-hour TTL. Each teaches
 /// the name cache one distinct entry.
 pub fn dns_answer(i: u64, namespaces: u64) -> GetFlowsResponse {
-    use crate::api::flow::{Dns, L7FlowType, Layer7, Udp, layer7};
+    use hubble_noise::api::flow::{Dns, L7FlowType, Layer7, Udp, layer7};
     let mut resp = flow(i, namespaces);
     if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_mut() {
         let pod = f.source.take();

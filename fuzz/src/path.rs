@@ -17,16 +17,16 @@
 //! - both exposition formats are well formed ([`super::exposition`]);
 //! - a replay record serialises to JSON.
 
-use crate::api::observer::GetFlowsResponse;
-use crate::classify::{Attribution, Classifier};
-use crate::cmd::replay::Record;
-use crate::config::{CONTEXT_LABELS, Config, MetricsConfig};
-use crate::flow::FlowCtx;
+use hubble_noise::api::observer::GetFlowsResponse;
+use hubble_noise::classify::{Attribution, Classifier};
+use hubble_noise::cmd::replay::Record;
+use hubble_noise::config::{CONTEXT_LABELS, Config, MetricsConfig};
+use hubble_noise::flow::FlowCtx;
 use std::collections::{HashMap, HashSet};
 
-use crate::metrics::{Labels, Metrics, OVERFLOW};
-use crate::pipeline::{Outcome, Pipeline};
-use crate::rules::RuleSet;
+use hubble_noise::metrics::{Labels, Metrics, OVERFLOW};
+use hubble_noise::pipeline::{Outcome, Pipeline};
+use hubble_noise::rules::RuleSet;
 
 use super::exposition::{self, Format};
 

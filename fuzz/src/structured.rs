@@ -9,13 +9,13 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::api::flow::{
+use hubble_noise::api::flow::{
     Aggregate, CiliumEventType, Dns, Endpoint, Flow, IcmPv4, IcmPv6, Igmp, Layer4, Layer7,
     LostEvent, Policy, Sctp, Tcp, Udp, Vrrp, Workload, layer4, layer7,
 };
-use crate::api::observer::GetFlowsResponse;
-use crate::api::observer::get_flows_response::ResponseTypes;
-use crate::api::relay::NodeStatusEvent;
+use hubble_noise::api::observer::GetFlowsResponse;
+use hubble_noise::api::observer::get_flows_response::ResponseTypes;
+use hubble_noise::api::relay::NodeStatusEvent;
 
 /// A stream of relay messages.
 #[derive(Arbitrary, Debug)]
@@ -160,8 +160,8 @@ enum VerdictNum {
 impl VerdictNum {
     fn get(&self) -> i32 {
         match self {
-            VerdictNum::Dropped => crate::api::flow::Verdict::Dropped as i32,
-            VerdictNum::Audit => crate::api::flow::Verdict::Audit as i32,
+            VerdictNum::Dropped => hubble_noise::api::flow::Verdict::Dropped as i32,
+            VerdictNum::Audit => hubble_noise::api::flow::Verdict::Audit as i32,
             VerdictNum::Other(n) => n.get(),
         }
     }
@@ -484,7 +484,7 @@ impl FlowDesc {
             time: self.time.as_ref().map(Time::get),
             verdict: self.verdict.get(),
             drop_reason: self.drop_reason.get(),
-            ip: self.ip.as_ref().map(|(s, d)| crate::api::flow::Ip {
+            ip: self.ip.as_ref().map(|(s, d)| hubble_noise::api::flow::Ip {
                 source: s.get(),
                 destination: d.get(),
                 ..Default::default()

@@ -12,7 +12,7 @@ use hubble_noise::flow::FlowCtx;
 use hubble_noise::metrics::Metrics;
 use hubble_noise::pipeline::Pipeline;
 use hubble_noise::rules::{RuleSet, RuleSource};
-use hubble_noise::synth;
+use hubble_noise_bench::synth;
 
 struct Counting;
 

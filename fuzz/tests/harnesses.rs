@@ -1,17 +1,22 @@
-//! A smoke pass of the fuzz harnesses (`hubble_noise::fuzz`): random and structured inputs
+//! A smoke pass of the fuzz harnesses (`hubble_noise_fuzz`): random and structured inputs
 //! through each of them, every fixture, and the committed libFuzzer corpus (`fuzz/corpus`,
 //! regression inputs included); none may panic or break an invariant of the harnesses.
-//! `HUBBLE_NOISE_FUZZ_CASES=100000 cargo test --test fuzz` runs longer; `examples/fuzz.rs` is
+//! `HUBBLE_NOISE_FUZZ_CASES=100000 cargo test -p hubble-noise-fuzz` runs longer; `src/main.rs` is
 //! the time-boxed mutation runner and `fuzz/` the libFuzzer targets (SECURITY.md).
 
 use std::path::Path;
 
-use hubble_noise::fuzz::{
+use hubble_noise_fuzz::{
     TARGETS, Verdict, config_file, frames, grpc_response, grpc_stream, grpc_structured, harness,
     json_line, policy_yaml, rule_file,
 };
 use proptest::prelude::*;
 use prost::Message as _;
+
+/// A path of the repository (tests run in the package's directory, `fuzz/`).
+fn root(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
 
 fn cases() -> u32 {
     std::env::var("HUBBLE_NOISE_FUZZ_CASES")
@@ -178,9 +183,9 @@ proptest! {
 #[test]
 fn every_fixture_goes_through_its_harness() {
     let mut files = Vec::new();
-    walk(Path::new("tests/fixtures"), &mut files);
-    walk(Path::new("examples"), &mut files);
-    files.push("config.toml".into());
+    walk(&root("tests/fixtures"), &mut files);
+    walk(&root("examples"), &mut files);
+    files.push(root("config.toml"));
     let mut n = 0;
     for f in files {
         let data = std::fs::read(&f).unwrap();
@@ -220,7 +225,7 @@ fn every_fixture_goes_through_its_harness() {
 fn the_committed_corpus_goes_through_its_harness() {
     let mut n = 0;
     for (name, _) in TARGETS {
-        let dir = Path::new("fuzz/corpus").join(name);
+        let dir = root("fuzz/corpus").join(name);
         if !dir.exists() {
             continue;
         }
