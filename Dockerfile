@@ -6,14 +6,13 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 # Dependencies first, so that a source change does not refetch them.
-# The workspace's other members (bench/, fuzz/, testkit/) are tooling: only their manifests and
-# empty targets are needed for cargo to read the workspace; none of them is built.
+# The workspace's other members (bench/, fuzz/, testkit/) are tooling: cargo reads them to load
+# the workspace, but none of them is built.
 COPY Cargo.toml Cargo.lock README.md ./
-COPY bench/Cargo.toml bench/
-COPY fuzz/Cargo.toml fuzz/
-COPY testkit/Cargo.toml testkit/
-RUN mkdir -p src bench/src fuzz/src testkit/src && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs bench/src/lib.rs fuzz/src/lib.rs testkit/src/lib.rs \
+COPY bench ./bench
+COPY fuzz ./fuzz
+COPY testkit ./testkit
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo fetch --locked \
     && rm -rf src
 # build.rs compiles proto/ with protox (no system protoc needed).

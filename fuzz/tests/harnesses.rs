@@ -261,8 +261,10 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// refuses: every scrape failed. It is now a start-up error naming the key.
 #[test]
 fn metrics_label_listed_twice_broke_every_scrape() {
-    let input =
-        std::fs::read("fuzz/corpus/config/regression-metrics-label-listed-twice.toml").unwrap();
+    let input = std::fs::read(root(
+        "fuzz/corpus/config/regression-metrics-label-listed-twice.toml",
+    ))
+    .unwrap();
     assert_eq!(config_file(&input), Verdict::Refused);
     let text = "[metrics]\nlabels = [\"node\", \"source_pod\", \"node\"]\n";
     let err = hubble_noise::config::Config::from_text(
@@ -295,9 +297,10 @@ fn metrics_label_listed_twice_broke_every_scrape() {
 /// namespace). Keys now prefix each value with its length.
 #[test]
 fn label_values_holding_the_key_separator_merged_two_series() {
-    let input =
-        std::fs::read("fuzz/corpus/json_line/regression-label-separator-merged-two-series.ndjson")
-            .unwrap();
+    let input = std::fs::read(root(
+        "fuzz/corpus/json_line/regression-label-separator-merged-two-series.ndjson",
+    ))
+    .unwrap();
     assert_eq!(json_line(&input), Verdict::Accepted);
     // The same flows through the daemon's path: two series of one flow each.
     let cfg = hubble_noise::config::MetricsConfig {
@@ -328,9 +331,9 @@ fn label_values_holding_the_key_separator_merged_two_series() {
 /// It is now refused with the other counts (at most 10^8).
 #[test]
 fn max_connections_past_the_semaphore_limit_panicked_the_server() {
-    let input = std::fs::read(
+    let input = std::fs::read(root(
         "fuzz/corpus/config/regression-max-connections-past-the-semaphore-limit.toml",
-    )
+    ))
     .unwrap();
     assert_eq!(config_file(&input), Verdict::Refused);
     let err = hubble_noise::config::Config::from_text(
@@ -357,7 +360,7 @@ fn max_connections_past_the_semaphore_limit_panicked_the_server() {
 /// SECURITY.md gives every timeout, so `/healthz` could be told never to fail.
 #[test]
 fn pipeline_stall_timeout_had_no_upper_bound() {
-    let input = std::fs::read("fuzz/corpus/config/stall-timeout-huge.toml").unwrap();
+    let input = std::fs::read(root("fuzz/corpus/config/stall-timeout-huge.toml")).unwrap();
     assert_eq!(config_file(&input), Verdict::Refused);
     let err = hubble_noise::config::Config::from_text(
         Path::new("config.toml"),
