@@ -310,7 +310,7 @@ impl Config {
         match path {
             Some(p) => {
                 let text =
-                    crate::load::read_bounded(p, crate::rules::MAX_FILE_BYTES, "config file")
+                    crate::read::read_bounded(p, crate::rules::MAX_FILE_BYTES, "config file")
                         .map_err(|source| ConfigError::Read {
                             path: p.to_path_buf(),
                             source,
