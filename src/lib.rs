@@ -41,6 +41,7 @@ pub mod names;
 pub mod output;
 pub mod pipeline;
 pub mod policy;
+pub mod read;
 pub mod rules;
 pub mod server;
 pub mod source;

@@ -14,8 +14,10 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
 use super::replay::Record;
+use crate::api::observer::GetFlowsResponse;
 use crate::classify::{Classifier, Decision};
 use crate::cli::{ClassFilter, ObserveArgs, ObserveFormat};
+use crate::config::Config;
 use crate::flow::FlowCtx;
 use crate::load;
 use crate::metrics::Metrics;
@@ -23,6 +25,7 @@ use crate::output;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::rules::Class;
 use crate::source::relay;
+use crate::supervise::TaskResult;
 
 /// Runs `observe` until the input ends (a recording), a signal, or a closed output.
 pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
@@ -38,59 +41,19 @@ pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
     let (tx, mut rx) = mpsc::channel(crate::daemon::CHANNEL_CAPACITY);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let replay = args.replay.clone();
-    let source = {
-        let metrics = metrics.clone();
-        let relay_cfg = cfg.relay.clone();
-        let learn = cfg.dns.learn;
-        let stop = stop_rx.clone();
-        rt.spawn(async move {
-            match replay {
-                Some(path) => tokio::task::spawn_blocking(move || {
-                    crate::source::recording::replay(&path, false, None, &metrics, &tx, &stop)
-                })
-                .await
-                .unwrap_or_else(|e| Err(format!("the recording reader failed: {e}"))),
-                None => {
-                    let stopped = async move {
-                        let mut stop = stop;
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    relay::follow(relay_cfg, learn, metrics, tx, stopped).await;
-                    Ok(())
-                }
-            }
-        })
-    };
+    let source = spawn_source(&rt, args, &cfg, Arc::clone(&metrics), tx, stop_rx);
     let mut pipeline = Pipeline::new(&cfg);
     let mut printer = Printer {
         out: std::io::BufWriter::new(std::io::stdout().lock()),
         args,
         classifier: &classifier,
     };
-    let ended = rt.block_on(async {
-        let shutdown = crate::daemon::shutdown_signal();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => return Ended::Signal,
-                msg = rx.recv() => {
-                    let Some(resp) = msg else { return Ended::Input };
-                    if let Outcome::Counted { ctx, decision } = pipeline.process(&resp, &classifier) {
-                        if let Err(e) = printer.flow(&ctx, &decision) {
-                            return Ended::Output(e);
-                        }
-                    }
-                    // Flush when the stream pauses: a live view shows each flow at once.
-                    if rx.is_empty() {
-                        if let Err(e) = printer.out.flush() {
-                            return Ended::Output(e);
-                        }
-                    }
-                }
-            }
-        }
-    });
+    let ended = rt.block_on(print_flows(
+        &mut rx,
+        &mut pipeline,
+        &classifier,
+        &mut printer,
+    ));
     let _ = stop_tx.send(true);
     let _ = printer.out.flush();
     drop(printer);
@@ -104,6 +67,69 @@ pub fn run(args: &ObserveArgs) -> anyhow::Result<ExitCode> {
             _ => Ok(ExitCode::SUCCESS),
         },
         _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Starts the source on `rt`: the recording of `--replay`, else the relay stream, until
+/// `stop` turns true. Its result is the recording reader's.
+fn spawn_source(
+    rt: &tokio::runtime::Runtime,
+    args: &ObserveArgs,
+    cfg: &Config,
+    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<GetFlowsResponse>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<TaskResult> {
+    let replay = args.replay.clone();
+    let relay_cfg = cfg.relay.clone();
+    let learn = cfg.dns.learn;
+    rt.spawn(async move {
+        match replay {
+            Some(path) => tokio::task::spawn_blocking(move || {
+                crate::source::recording::replay(&path, false, None, &metrics, &tx, &stop)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the recording reader failed: {e}"))),
+            None => {
+                let stopped = async move {
+                    let mut stop = stop;
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                relay::follow(relay_cfg, learn, metrics, tx, stopped).await;
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Takes each response through the pipeline and prints the counted flows, until a signal,
+/// the end of the input or a failed write.
+async fn print_flows<W: std::io::Write>(
+    rx: &mut mpsc::Receiver<GetFlowsResponse>,
+    pipeline: &mut Pipeline,
+    classifier: &Classifier,
+    printer: &mut Printer<'_, W>,
+) -> Ended {
+    let shutdown = crate::daemon::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ended::Signal,
+            msg = rx.recv() => {
+                let Some(resp) = msg else { return Ended::Input };
+                if let Outcome::Counted { ctx, decision } = pipeline.process(&resp, classifier) {
+                    if let Err(e) = printer.flow(&ctx, &decision) {
+                        return Ended::Output(e);
+                    }
+                }
+                // Flush when the stream pauses: a live view shows each flow at once.
+                if rx.is_empty() {
+                    if let Err(e) = printer.out.flush() {
+                        return Ended::Output(e);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -132,48 +133,15 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let progress = progress_bar(&args.files);
     for path in &args.files {
-        let mut reader = file::open(path).with_context(|| format!("{}", path.display()))?;
-        let mut write_err = None;
-        let lines = file::for_each_response(path, &mut reader, |_, item| {
-            if let Some(pb) = &progress {
-                pb.inc(1);
-            }
-            if write_err.is_some() {
-                return ControlFlow::Break(());
-            }
-            let resp = match item {
-                Ok(file::Line::Response(r)) => r,
-                Ok(file::Line::NotCounted) => {
-                    totals.not_counted += 1;
-                    return ControlFlow::Continue(());
-                }
-                Err(e) => {
-                    totals.unreadable += 1;
-                    if let Some(pb) = &progress {
-                        pb.suspend(|| eprintln!("{e}"));
-                    } else {
-                        eprintln!("{e}");
-                    }
-                    return ControlFlow::Continue(());
-                }
-            };
-            if let Err(e) = handle(
-                &mut pipeline,
-                &resp,
-                &classifier,
-                args,
-                &mut totals,
-                &mut out,
-            ) {
-                write_err.get_or_insert(e);
-            }
-            for (_, n) in pipeline.names.take_ignored() {
-                totals.dns_untrusted = totals.dns_untrusted.saturating_add(n);
-            }
-            ControlFlow::Continue(())
-        })
-        .with_context(|| format!("{}: read error", path.display()))?;
-        totals.lines += lines;
+        let write_err = replay_file(
+            path,
+            &mut pipeline,
+            &classifier,
+            args,
+            &mut totals,
+            &mut out,
+            progress.as_ref(),
+        )?;
         if let Some(e) = write_err {
             // A closed pipe (`| head`) ends the replay quietly.
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -202,6 +170,55 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads one recording through the pipeline into `totals` (and `out`), reporting unreadable
+/// lines on standard error. `Ok(Some(e))` when writing failed: the replay ends there.
+fn replay_file(
+    path: &Path,
+    pipeline: &mut Pipeline,
+    classifier: &Classifier,
+    args: &ReplayArgs,
+    totals: &mut Totals,
+    out: &mut impl Write,
+    progress: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<Option<std::io::Error>> {
+    let mut reader = file::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut write_err = None;
+    let lines = file::for_each_response(path, &mut reader, |_, item| {
+        if let Some(pb) = progress {
+            pb.inc(1);
+        }
+        if write_err.is_some() {
+            return ControlFlow::Break(());
+        }
+        let resp = match item {
+            Ok(file::Line::Response(r)) => r,
+            Ok(file::Line::NotCounted) => {
+                totals.not_counted += 1;
+                return ControlFlow::Continue(());
+            }
+            Err(e) => {
+                totals.unreadable += 1;
+                if let Some(pb) = progress {
+                    pb.suspend(|| eprintln!("{e}"));
+                } else {
+                    eprintln!("{e}");
+                }
+                return ControlFlow::Continue(());
+            }
+        };
+        if let Err(e) = handle(pipeline, &resp, classifier, args, totals, out) {
+            write_err.get_or_insert(e);
+        }
+        for (_, n) in pipeline.names.take_ignored() {
+            totals.dns_untrusted = totals.dns_untrusted.saturating_add(n);
+        }
+        ControlFlow::Continue(())
+    })
+    .with_context(|| format!("{}: read error", path.display()))?;
+    totals.lines += lines;
+    Ok(write_err)
 }
 
 /// One response through the pipeline: counted in `totals`, and written as `jsonl` or with its

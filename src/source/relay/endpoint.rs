@@ -22,7 +22,7 @@ pub fn endpoint(cfg: &RelayConfig) -> Result<Endpoint, EndpointError> {
         return Ok(ep);
     }
     let read = |p: &std::path::Path| {
-        crate::load::read_bounded(p, MAX_TLS_FILE, "TLS file")
+        crate::read::read_bounded(p, MAX_TLS_FILE, "TLS file")
             .map(String::into_bytes)
             .map_err(|e| EndpointError::tls(format!("{}: {e}", p.display())))
     };

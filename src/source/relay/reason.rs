@@ -3,50 +3,9 @@
 
 use tonic::{Code, Status};
 
-/// Why a stream ended: a bounded label value of `hubble_noise_relay_reconnects_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
-    /// The relay answered `UNAVAILABLE` (restart, node loss) or the connection reset.
-    Unavailable,
-    /// The stream ended cleanly although `follow` was set.
-    StreamEnded,
-    /// Nothing arrived for `relay.idle_timeout`.
-    IdleTimeout,
-    /// The connection could not be made (refused, timeout, DNS).
-    ConnectError,
-    /// The TLS setup or handshake failed (bad CA, name, certificate files).
-    Tls,
-    /// A message could not be decoded.
-    Decode,
-    /// Anything else.
-    Other,
-}
-
-impl Reason {
-    /// Every reason, so each series can exist at 0 from the start.
-    pub const ALL: [Reason; 7] = [
-        Reason::Unavailable,
-        Reason::StreamEnded,
-        Reason::IdleTimeout,
-        Reason::ConnectError,
-        Reason::Tls,
-        Reason::Decode,
-        Reason::Other,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Unavailable => "unavailable",
-            Reason::StreamEnded => "stream_ended",
-            Reason::IdleTimeout => "idle_timeout",
-            Reason::ConnectError => "connect_error",
-            Reason::Tls => "tls",
-            Reason::Decode => "decode",
-            Reason::Other => "other",
-        }
-    }
-}
+/// Why a stream ended: the vocabulary of `hubble_noise_relay_reconnects_total`, owned by the
+/// metrics; this file finds which one an error is.
+pub use crate::metrics::ReconnectReason as Reason;
 
 /// A failed attempt: why, and the message to log.
 #[derive(Debug)]
