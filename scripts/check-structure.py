@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The shape of the product crate, checked: no import circle between its files, no file over
-400 lines and no function over 80 (generated code and test modules aside).
+400 lines and no function over 80 (generated code and test modules aside), and a README layout
+table that names every module of src/ and every workspace member, and nothing that is gone.
 
     python3 scripts/check-structure.py            # the product crate (src/)
     python3 scripts/check-structure.py --graph    # also print every file's imports
@@ -233,6 +234,44 @@ def functions(lines):
     return out
 
 
+def layout_problems():
+    """The README's layout table against the tree: every module of `src/` (file or directory,
+    tests aside) and every workspace member is named in it, and every path it names exists."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    start = readme.find("## Layout")
+    if start < 0:
+        return ["README.md: no \"## Layout\" section"]
+    block_start = readme.find("```", start)
+    block_end = readme.find("```", block_start + 3)
+    block = readme[block_start + 3:block_end]
+    tokens = set(re.findall(r"[A-Za-z0-9_.\-/]+", block))
+    problems = []
+    for name in sorted(os.listdir(SRC)):
+        full = os.path.join(SRC, name)
+        if name in ("tests.rs",) or name.endswith("_tests.rs"):
+            continue
+        if os.path.isdir(full):
+            wanted = [f"src/{name}/", f"{name}/"]
+        elif name.endswith(".rs"):
+            wanted = [f"src/{name}", name]
+        else:
+            continue
+        if not tokens & set(wanted):
+            problems.append(f"README.md layout: src/{name} is not named")
+    manifest = open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8").read()
+    members = re.search(r"^members\s*=\s*\[([^\]]*)\]", manifest, re.M)
+    for m in re.findall(r'"([^"]+)"', members.group(1) if members else ""):
+        if m != "." and f"{m}/" not in tokens:
+            problems.append(f"README.md layout: workspace member {m}/ is not named")
+    for t in sorted(tokens):
+        if "/" in t and not t.startswith("/") and not t.startswith("-"):
+            if not os.path.exists(os.path.join(ROOT, t.rstrip("/"))):
+                if t.split("/")[0] in ("src", "tests", "bench", "fuzz", "testkit", "deploy",
+                                       "proto", "scripts", "dashboards"):
+                    problems.append(f"README.md layout: {t} does not exist")
+    return problems
+
+
 def main():
     files = []
     for d, _, names in os.walk(SRC):
@@ -301,6 +340,7 @@ def main():
             f"{rel(a)} -> {rel(b)}" for a in comp for b in sorted(graph[a]) if b in comp
         ]
         problems.append(f"import circle: {', '.join(names)} ({'; '.join(ties)})")
+    problems.extend(layout_problems())
     if "--graph" in sys.argv:
         for v in sorted(graph):
             print(f"{rel(v)} -> {', '.join(sorted(rel(d) for d in graph[v])) or '-'}")

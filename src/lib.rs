@@ -1,24 +1,25 @@
 //! hubble-noise: classifies Hubble's DROPPED and AUDIT flows as expected or unexpected and
-//! counts them for Prometheus.
+//! counts them for Prometheus. This crate is all that ships; benchmarks (`bench/`), fuzzing
+//! (`fuzz/`) and test support (`testkit/`) are crates of their own.
 //!
-//! The data path, one way: [`source`] (relay stream or JSON lines) → [`pipeline`] (decode,
-//! [`dedup`], skip the drop-notification twin, learn names in [`dns`], [`classify`] with
-//! [`rules`]) → [`metrics`] (served by [`server`] in `run`) or replay output.
+//! The data path, one way:
 //!
-//! - [`api`]: generated protobuf / gRPC / JSON types of Hubble's API (`proto/`).
-//! - [`config`]: defaults < `config.toml` < environment.
-//! - [`flow`]: the matcher's view of one flow.
-//! - [`names`]: the names of a flow's side and which an `fqdn` key must cover.
-//! - [`enums`]: enum values the schema may not know (newer Cilium): read, counted, labelled.
-//! - [`located`]: errors that name file, line, column and key.
-//! - [`metrics`]: every Prometheus metric, the cardinality guard.
-//! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`.
-//! - [`policy`]: imported Cilium policies (steps 2 and 3 of classification).
-//! - [`watcher`]: file watching for reloads.
-//! - [`supervise`]: named tasks; one that stops ends the process.
-//! - [`health`]: the pipeline heartbeat behind `/healthz`.
-//! - [`backoff`]: jittered exponential reconnect delays.
-//! - [`cmd::run`]: the daemon wiring (`run_daemon`).
+//! 1. [`source`]: where responses come from — hubble-relay's `GetFlows` stream
+//!    ([`source::relay`], reconnecting with [`backoff`]), JSON lines ([`source::file`]) or a
+//!    recording fed as the daemon's source ([`source::recording`]); decoded into [`api`] types,
+//!    enum values the schema lacks kept by [`enums`].
+//! 2. [`pipeline`]: de-duplicate ([`dedup`]), skip the drop-notification twin, learn names from
+//!    DNS answers ([`dns`], [`names`]), then classify.
+//! 3. [`classify`]: pure — a [`flow`] view + [`rules`] + imported [`policy`] + names → class,
+//!    reason, rule; built from the config by [`load`].
+//! 4. [`metrics`]: every Prometheus metric, one group per file, behind the cardinality guard;
+//!    served by [`server`] (with [`stall`] guarding slow clients) — or printed by [`cmd`].
+//!
+//! Around it: [`cli`] and [`cmd`] (one file per command); [`config`] (defaults < file <
+//! environment, files read through [`read`]); [`daemon`] (`run`'s tasks, each under
+//! [`supervise`], the pipeline heartbeat in [`health`], reloads on [`watcher`] events,
+//! [`logging`]); [`suggest`] (draft rules); [`output`], [`calendar`] and [`located`] (text
+//! forms, dates, errors that name file, line and key).
 
 pub mod api;
 pub mod backoff;

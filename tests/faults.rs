@@ -6,6 +6,9 @@
 //! and a log line, and the daemon recovers when the fault ends. No timed assertions: waits
 //! poll until a deadline.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

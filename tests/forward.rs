@@ -2,6 +2,9 @@
 //! `replay`, `check` and the daemon against a fake relay (a tonic server on 127.0.0.1:0).
 //! No timed assertions: every wait polls `/metrics` until a deadline.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! lowest level that proves it. None may panic; the process' peak RSS (all tests of this binary
 //! together) must stay under 256 MiB.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufReader, Read};

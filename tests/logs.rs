@@ -1,5 +1,8 @@
 //! Logs as a pod shows them: `kubectl logs` reads a file, not a terminal.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Stdio;

@@ -5,6 +5,9 @@
 //! `tests/fixtures/names/recording.ndjson` (one pod each) and, as a rule test, in
 //! `tests/fixtures/names/names.test.toml`.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

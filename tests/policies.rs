@@ -1,6 +1,9 @@
 //! `check` on a config with policy files: what it imported, the warnings about ignored fields
 //! and about expected tags that no imported policy carries.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 #[test]

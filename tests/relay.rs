@@ -1,6 +1,9 @@
 //! The daemon against a fake hubble-relay (a tonic `Observer` server on 127.0.0.1:0), scraped
 //! over HTTP. No timed assertions: every wait polls `/metrics` until a deadline.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::PathBuf;

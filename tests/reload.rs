@@ -1,6 +1,9 @@
 //! Reloads while the daemon follows a (fake) relay: watched policy files, a symlink swap as
 //! Kubernetes does it, a rejected change, and a steady stream that loses or repeats no flow.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -1,5 +1,8 @@
 //! The HTTP server's connection cap and its drain on shutdown (PRODUCT.md §8, §9).
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::SocketAddr;

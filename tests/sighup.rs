@@ -1,6 +1,9 @@
 //! SIGHUP reloads the configuration. In its own test binary (its own process), so the signal
 //! reaches no other test's daemon.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -6,6 +6,9 @@
 //! `src/supervise.rs`): release builds have no such switch, so under `cargo test --release`
 //! the process tests say they were skipped.
 
+// Tests unwrap freely: a failure is the test failing (the lint is for the product).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

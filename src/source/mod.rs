@@ -1,4 +1,4 @@
-//! Where responses come from: JSON lines ([`file`]), a recording fed as the daemon's source
+//! Where responses come from: JSON lines ([`file`](mod@file)), a recording fed as the daemon's source
 //! ([`recording`]), or the hubble-relay stream ([`relay`]).
 
 pub mod file;

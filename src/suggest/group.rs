@@ -151,8 +151,10 @@ pub struct Group {
     pub order: usize,
 }
 
+/// What unexpected flows are grouped by: direction, source, destination and port.
 pub type GroupKey = (&'static str, SideKey, SideKey, Option<String>);
 
+/// The destination port as a rule writes it (`443/TCP`), when the flow has one.
 pub fn port_of(ctx: &FlowCtx<'_>) -> Option<String> {
     ctx.destination
         .port

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests that talk to a running daemon over HTTP.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod cli;
 #[allow(unused_imports)]

@@ -128,14 +128,14 @@ impl CompiledMatch {
     }
 
     /// Whether the flow matches, testing every constraint directly (no index).
-    pub fn matches_direct(&self, ctx: &FlowCtx<'_>) -> bool {
+    pub(crate) fn matches_direct(&self, ctx: &FlowCtx<'_>) -> bool {
         self.scalar_matches(ctx)
             && self.source.direct_matches(&ctx.source)
             && self.destination.direct_matches(&ctx.destination)
     }
 
     /// Per present key: whether it is a catch-all. Empty when nothing is constrained.
-    pub fn catch_alls(&self) -> Vec<bool> {
+    pub(crate) fn catch_alls(&self) -> Vec<bool> {
         let mut v: Vec<bool> = [
             all_catch_all(&self.verdict, |v| {
                 v.contains(&Verdict::Dropped) && v.contains(&Verdict::Audit)

@@ -20,14 +20,14 @@ pub(super) struct SideIndex {
 }
 
 /// The most memory the compiled fqdn patterns of all rules (one side) may take.
-pub const MAX_COMPILED_BYTES: usize = 32 << 20;
+pub(crate) const MAX_COMPILED_BYTES: usize = 32 << 20;
 /// The most memory one lazy-DFA cache of the fqdn patterns may take (a cache: when full it is
 /// cleared, matching stays correct). There is one per matching thread and direction.
-pub const MAX_DFA_CACHE_BYTES: usize = 4 << 20;
+pub(crate) const MAX_DFA_CACHE_BYTES: usize = 4 << 20;
 /// The largest total size of the fqdn patterns of all rules (one side), as regular
 /// expressions: about 1,000 patterns of 255 characters full of wildcards, or about 8,000 of
 /// the usual `*.example.com` kind.
-pub const MAX_FQDN_REGEX_BYTES: usize = 256 << 10;
+pub(crate) const MAX_FQDN_REGEX_BYTES: usize = 256 << 10;
 
 impl SideIndex {
     pub(super) fn build(sides: &[&SideMatch]) -> Result<Self, String> {

@@ -40,7 +40,10 @@ pub(crate) struct Matcher {
 
 impl Matcher {
     /// Builds the indexes.
-    pub fn new(rules: Vec<CompiledMatch>, expires: Vec<Option<f64>>) -> Result<Self, String> {
+    pub(crate) fn new(
+        rules: Vec<CompiledMatch>,
+        expires: Vec<Option<f64>>,
+    ) -> Result<Self, String> {
         let src: Vec<&SideMatch> = rules.iter().map(|r| &r.source).collect();
         let dst: Vec<&SideMatch> = rules.iter().map(|r| &r.destination).collect();
         Ok(Self {
@@ -53,7 +56,7 @@ impl Matcher {
     }
 
     /// Whether rule `i` matches, tested directly without the indexes.
-    pub fn matches_direct(&self, i: usize, ctx: &FlowCtx<'_>) -> bool {
+    pub(crate) fn matches_direct(&self, i: usize, ctx: &FlowCtx<'_>) -> bool {
         match (self.rules.get(i), self.expires.get(i)) {
             (Some(r), Some(e)) => in_force(*e, ctx.time) && r.matches_direct(ctx),
             _ => false,
@@ -61,19 +64,19 @@ impl Matcher {
     }
 
     /// Rule `i`'s compiled match and expiry (for `--explain`), if there is such a rule.
-    pub fn rule(&self, i: usize) -> Option<(&CompiledMatch, Option<f64>)> {
+    pub(crate) fn rule(&self, i: usize) -> Option<(&CompiledMatch, Option<f64>)> {
         Some((self.rules.get(i)?, *self.expires.get(i)?))
     }
 
     /// The first rule that matches, using the indexes.
-    pub fn first_match(&self, ctx: &FlowCtx<'_>) -> Option<usize> {
+    pub(crate) fn first_match(&self, ctx: &FlowCtx<'_>) -> Option<usize> {
         self.first_match_noting(ctx).0
     }
 
     /// [`Self::first_match`], and whether the outcome would have been another had a rule's
     /// `fqdn` key needed to match only one of a side's names (aliases included) instead of
     /// covering all of them: a shared IP, several names on the flow, or a CNAME target alone.
-    pub fn first_match_noting(&self, ctx: &FlowCtx<'_>) -> (Option<usize>, bool) {
+    pub(crate) fn first_match_noting(&self, ctx: &FlowCtx<'_>) -> (Option<usize>, bool) {
         if self.rules.is_empty() {
             return (None, false);
         }
