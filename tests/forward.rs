@@ -959,7 +959,6 @@ fn unexpected() -> hubble_noise::classify::Decision<'static> {
 #[test]
 fn exemplar_time_overflow_is_no_panic() {
     let metrics = hubble_noise::metrics::Metrics::new(&Default::default(), "test");
-    let classifier = hubble_noise::classify::Classifier::default();
     let times = [
         (i64::MAX, i32::MAX),
         (i64::MAX, -1),
@@ -981,7 +980,7 @@ fn exemplar_time_overflow_is_no_panic() {
             ..Default::default()
         };
         let ctx = hubble_noise::flow::FlowCtx::new(&flow, "n1", None);
-        metrics.record_flow(&ctx, &unexpected(), &classifier);
+        metrics.record_flow(&ctx, &unexpected());
         metrics.record_rule_match("none", ctx.time);
     }
     let text = metrics.encode_openmetrics().unwrap();
@@ -1063,7 +1062,6 @@ fn unknown_directions_past_the_series_cap_overflow() {
         ..Default::default()
     };
     let metrics = hubble_noise::metrics::Metrics::new(&cfg, "test");
-    let classifier = hubble_noise::classify::Classifier::default();
     for d in 0..1000 {
         let flow = Flow {
             uuid: format!("d{d}"),
@@ -1072,7 +1070,7 @@ fn unknown_directions_past_the_series_cap_overflow() {
             ..Default::default()
         };
         let ctx = hubble_noise::flow::FlowCtx::new(&flow, "n1", None);
-        metrics.record_flow(&ctx, &unexpected(), &classifier);
+        metrics.record_flow(&ctx, &unexpected());
     }
     assert!(metrics.flow_series() <= 11, "{}", metrics.flow_series());
     let text = metrics.encode_text().unwrap();

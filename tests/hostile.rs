@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use common::sum;
 use hubble_noise::api::flow::{Endpoint, Flow, TrafficDirection, Verdict};
-use hubble_noise::classify::{Attribution, Classifier, Decision};
+use hubble_noise::classify::{Attribution, Decision};
 use hubble_noise::config::{Config, Loaded, MetricsConfig};
 use hubble_noise::flow::FlowCtx;
 use hubble_noise::metrics::{MAX_LABEL_VALUE, Metrics};
@@ -259,7 +259,6 @@ fn enormous_and_odd_label_values_are_cut_and_escaped() {
         ..Default::default()
     };
     let metrics = Metrics::new(&cfg, "test");
-    let classifier = Classifier::default();
     // 1 MiB of 'é' (two bytes each, so the cut falls inside a character), quotes, newlines,
     // NUL, backslashes.
     let huge = "é".repeat(512 * 1024);
@@ -278,7 +277,7 @@ fn enormous_and_odd_label_values_are_cut_and_escaped() {
             ..Default::default()
         };
         let ctx = FlowCtx::new(&flow, v, None);
-        metrics.record_flow(&ctx, &unexpected(), &classifier);
+        metrics.record_flow(&ctx, &unexpected());
     }
     for text in [
         metrics.encode_text().unwrap(),
@@ -301,7 +300,6 @@ fn a_million_distinct_pods_are_capped_and_totals_exact() {
         ..Default::default()
     };
     let metrics = Metrics::new(&cfg, "test");
-    let classifier = Classifier::default();
     let n = 1_000_000u64;
     let mut flow = Flow {
         verdict: Verdict::Dropped as i32,
@@ -319,7 +317,7 @@ fn a_million_distinct_pods_are_capped_and_totals_exact() {
             let _ = write!(s.pod_name, "pod-{i}");
         }
         let ctx = FlowCtx::new(&flow, "n1", None);
-        metrics.record_flow(&ctx, &unexpected(), &classifier);
+        metrics.record_flow(&ctx, &unexpected());
     }
     let max = cfg.max_series;
     assert_eq!(metrics.flow_series(), max + 1);

@@ -20,7 +20,7 @@ use hubble_noise::api::flow::{
 use hubble_noise::api::observer::GetFlowsResponse;
 use hubble_noise::api::observer::get_flows_response::ResponseTypes;
 use hubble_noise::api::relay::{NodeState, NodeStatusEvent};
-use hubble_noise::classify::{Attribution, Classifier, Decision};
+use hubble_noise::classify::{Attribution, Decision};
 use hubble_noise::config::{Config, Loaded, MetricsConfig};
 use hubble_noise::daemon::{Input, run_daemon};
 use hubble_noise::flow::FlowCtx;
@@ -763,7 +763,6 @@ fn cardinality_is_capped_and_totals_stay_exact() {
         ..Default::default()
     };
     let metrics = Metrics::new(&cfg, "test");
-    let classifier = Classifier::default();
     let d = Decision {
         class: Class::Unexpected,
         reason: "unmatched",
@@ -784,7 +783,7 @@ fn cardinality_is_capped_and_totals_stay_exact() {
             ..Default::default()
         };
         let ctx = FlowCtx::new(&flow, "n1", None);
-        metrics.record_flow(&ctx, &d, &classifier);
+        metrics.record_flow(&ctx, &d);
     }
     assert!(metrics.flow_series() <= 1001, "{}", metrics.flow_series());
     let text = metrics.encode_text().unwrap();

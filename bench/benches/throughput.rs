@@ -84,7 +84,7 @@ fn decode(c: &mut Criterion) {
                     let resp = GetFlowsResponse::decode(m.as_slice()).expect("decodes");
                     metrics.observe_response(&resp);
                     let out = p.process(&resp, &cls);
-                    metrics.record_outcome(&out, &cls);
+                    metrics.record_outcome(&out);
                 }
                 p
             },
@@ -133,7 +133,7 @@ fn render(c: &mut Criterion) {
     for i in 0..10_000u64 {
         let r = synth::flow(i, 10_000);
         let out = p.process(&r, &cls);
-        metrics.record_outcome(&out, &cls);
+        metrics.record_outcome(&out);
     }
     assert!(
         metrics.flow_series() >= 9_990,

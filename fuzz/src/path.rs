@@ -134,7 +134,7 @@ impl<'c> FlowPath<'c> {
             Outcome::Lost(l) => self.expected.lost += u128::from(l.num_events_lost),
             Outcome::Twin | Outcome::NotCounted | Outcome::NodeStatus(_) | Outcome::Empty => {}
         }
-        self.metrics.record_outcome(&outcome, c);
+        self.metrics.record_outcome(&outcome);
         for (reason, n) in self.pipeline.names.take_ignored() {
             self.metrics.record_dns_ignored(reason, n);
         }

@@ -314,7 +314,7 @@ fn label_values_holding_the_key_separator_merged_two_series() {
     for line in input.split(|b| *b == b'\n') {
         if let Some(r) = hubble_noise::source::file::decode_line(line).unwrap() {
             let outcome = pipeline.process(&r, &classifier);
-            metrics.record_outcome(&outcome, &classifier);
+            metrics.record_outcome(&outcome);
         }
     }
     let text = metrics.encode_text().unwrap();

@@ -54,8 +54,7 @@ pub fn explain(c: &Classifier, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Vec<Strin
             d.class.as_str()
         )),
         Attribution::Rule => {
-            if let Some(i) = d.rule {
-                let r = &c.rules.rules()[i];
+            if let Some(r) = d.rule {
                 out.push(format!(
                     "step rule: rule {:?} ({}:{}) matched -> {}, reason {:?}",
                     r.name,
@@ -64,7 +63,9 @@ pub fn explain(c: &Classifier, ctx: &FlowCtx<'_>, d: &Decision<'_>) -> Vec<Strin
                     d.class.as_str(),
                     d.reason
                 ));
-                out.extend(c.rules.explain(i, ctx).iter().map(|k| format!("  {k}")));
+                if let Some(i) = c.rules.index_of(r) {
+                    out.extend(c.rules.explain(i, ctx).iter().map(|k| format!("  {k}")));
+                }
             }
         }
         Attribution::None => none(c, ctx, &tags, &mut out),

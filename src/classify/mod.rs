@@ -8,7 +8,7 @@ pub mod explain;
 use crate::flow::FlowCtx;
 use crate::policy::PolicySet;
 use crate::rules::glob::Glob;
-use crate::rules::{Class, RuleSet};
+use crate::rules::{Class, Rule, RuleSet};
 
 /// Which step of §4 decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,14 +39,14 @@ impl Attribution {
 }
 
 /// The outcome for one flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Decision<'a> {
     /// Expected or unexpected.
     pub class: Class,
     /// The `reason` label value.
     pub reason: &'a str,
-    /// The index of the rule that decided, when a rule did.
-    pub rule: Option<usize>,
+    /// The rule that decided, when a rule did.
+    pub rule: Option<&'a Rule>,
     /// Which step decided.
     pub attribution: Attribution,
     /// A rule's `fqdn` key matched one of the flow's names but not all it had to cover (a
@@ -54,6 +54,25 @@ pub struct Decision<'a> {
     /// outcome: counted in `hubble_noise_names_ambiguous_total`.
     pub ambiguous: bool,
 }
+
+/// Two decisions are equal when they say the same, by the same rule (the same rule of the same
+/// set, not an equal one of another).
+impl PartialEq for Decision<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        let same_rule = match (self.rule, other.rule) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_rule
+            && self.class == other.class
+            && self.reason == other.reason
+            && self.attribution == other.attribution
+            && self.ambiguous == other.ambiguous
+    }
+}
+
+impl Eq for Decision<'_> {}
 
 /// The reason given when nothing matched.
 pub const UNMATCHED: &str = "unmatched";
@@ -109,12 +128,11 @@ impl Classifier {
         }
         // 4. rules, in order.
         let (hit, ambiguous) = self.rules.first_match_noting(ctx);
-        if let Some(rule) = hit.and_then(|i| self.rules.rules().get(i).map(|r| (i, r))) {
-            let (i, rule) = rule;
+        if let Some(rule) = hit.and_then(|i| self.rules.rules().get(i)) {
             return Decision {
                 class: rule.class,
                 reason: &rule.reason,
-                rule: Some(i),
+                rule: Some(rule),
                 attribution: Attribution::Rule,
                 ambiguous,
             };

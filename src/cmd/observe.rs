@@ -166,7 +166,7 @@ impl<W: std::io::Write> Printer<'_, W> {
                 self.out.write_all(b"\n")
             }
             ObserveFormat::Compact => {
-                writeln!(self.out, "{}", compact(ctx, d, self.classifier))?;
+                writeln!(self.out, "{}", compact(ctx, d))?;
                 if self.args.explain {
                     for l in crate::classify::explain::explain(self.classifier, ctx, d) {
                         writeln!(self.out, "    {l}")?;
@@ -182,7 +182,7 @@ impl<W: std::io::Write> Printer<'_, W> {
 /// (collector.telemetry.example.com) DROPPED POLICY_DENIED EGRESS => expected
 /// (app-explicit-traffic-blocked, rule vendor-telemetry)`: `hubble observe -o compact`'s order
 /// (time, node, source, destination, verdict), then the class and why.
-pub fn compact(ctx: &FlowCtx<'_>, d: &Decision<'_>, c: &Classifier) -> String {
+pub fn compact(ctx: &FlowCtx<'_>, d: &Decision<'_>) -> String {
     let time = ctx
         .flow
         .time
@@ -210,7 +210,7 @@ pub fn compact(ctx: &FlowCtx<'_>, d: &Decision<'_>, c: &Classifier) -> String {
     line.push(' ');
     line.push_str(&crate::enums::direction_label(ctx.direction_value).to_uppercase());
     line.push_str(&format!(" => {} ({}", d.class.as_str(), d.reason));
-    if let Some(r) = d.rule.and_then(|i| c.rules.rules().get(i)) {
+    if let Some(r) = d.rule {
         line.push_str(&format!(", rule {}", r.name));
     }
     if ctx.flows > 1 {

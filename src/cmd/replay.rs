@@ -63,7 +63,7 @@ impl<'a> Record<'a> {
         classifier: &'a Classifier,
         explain: bool,
     ) -> Self {
-        let rule = d.rule.map(|i| classifier.rules.rules()[i].name.as_str());
+        let rule = d.rule.map(|r| r.name.as_str());
         Record {
             time: ctx.flow.time.as_ref().map(output::rfc3339),
             uuid: &ctx.flow.uuid,
@@ -93,8 +93,8 @@ pub struct Totals {
     pub unreadable: u64,
     /// Counted flows by (class, reason).
     pub by_reason: HashMap<(Class, String), u64>,
-    /// Hits per rule index.
-    pub rule_hits: Vec<u64>,
+    /// Hits per rule name (names are unique).
+    pub rule_hits: HashMap<String, u64>,
     /// Drop-notification twins skipped.
     pub twins: u64,
     /// Duplicates skipped.
@@ -125,10 +125,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::config(args.config.config.as_deref())?;
     let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut pipeline = Pipeline::new(&loaded.config);
-    let mut totals = Totals {
-        rule_hits: vec![0; classifier.rules.rules().len()],
-        ..Totals::default()
-    };
+    let mut totals = Totals::default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let progress = progress_bar(&args.files);
@@ -283,9 +280,11 @@ fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
         .entry((d.class, d.reason.to_string()))
         .or_default();
     *total = total.saturating_add(n);
-    if let Some(i) = d.rule {
-        if let Some(h) = t.rule_hits.get_mut(i) {
+    if let Some(r) = d.rule {
+        if let Some(h) = t.rule_hits.get_mut(&r.name) {
             *h = h.saturating_add(n);
+        } else {
+            t.rule_hits.insert(r.name.clone(), n);
         }
     }
     if d.class == Class::Unexpected {
@@ -359,7 +358,8 @@ fn print_table(
     if !rules.is_empty() {
         writeln!(out)?;
         writeln!(out, "{:<40} {:>8}", "RULE", "HITS")?;
-        for (r, n) in rules.iter().zip(&t.rule_hits) {
+        for r in rules {
+            let n = t.rule_hits.get(&r.name).copied().unwrap_or(0);
             writeln!(out, "{:<40} {:>8}", r.name, n)?;
         }
         let now = std::time::SystemTime::now()

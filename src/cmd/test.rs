@@ -156,7 +156,7 @@ fn evaluate(t: &TestCase, cfg: &crate::config::Config, c: &Classifier) -> Result
     match pipeline.process(&resp, c) {
         Outcome::Counted { ctx, decision } => Ok(Got {
             class: decision.class.as_str().to_string(),
-            rule: decision.rule.map(|i| c.rules.rules()[i].name.clone()),
+            rule: decision.rule.map(|r| r.name.clone()),
             reason: decision.reason.to_string(),
             explain: crate::classify::explain::explain(c, &ctx, &decision),
         }),

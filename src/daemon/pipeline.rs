@@ -43,7 +43,7 @@ pub(super) async fn pipeline_task(
         for resp in batch.drain(..) {
             metrics.observe_response(&resp);
             let outcome = pipeline.process(&resp, &classifier);
-            metrics.record_outcome(&outcome, &classifier);
+            metrics.record_outcome(&outcome);
         }
         metrics.set_dns_cache_entries(pipeline.names.len());
         for (reason, n) in pipeline.names.take_ignored() {

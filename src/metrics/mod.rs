@@ -23,7 +23,7 @@ use prometheus_client::registry::Registry;
 use crate::api::flow::LostEvent;
 use crate::api::observer::GetFlowsResponse;
 use crate::api::relay::NodeStatusEvent;
-use crate::classify::{Classifier, Decision};
+use crate::classify::Decision;
 use crate::config::MetricsConfig;
 use crate::dns::IgnoreReason;
 use crate::flow::FlowCtx;
@@ -101,9 +101,9 @@ impl Metrics {
     }
 
     /// Counts what the pipeline made of one response.
-    pub fn record_outcome(&self, outcome: &Outcome<'_>, classifier: &Classifier) {
+    pub fn record_outcome(&self, outcome: &Outcome<'_>) {
         match outcome {
-            Outcome::Counted { ctx, decision } => self.record_flow(ctx, decision, classifier),
+            Outcome::Counted { ctx, decision } => self.record_flow(ctx, decision),
             Outcome::Duplicate => self.pipeline.record_duplicate(),
             Outcome::Lost(l) => self.record_lost(l),
             Outcome::NodeStatus(n) => self.record_node_status(n),
@@ -113,12 +113,12 @@ impl Metrics {
 
     /// Counts one classified flow in `hubble_noise_flows_total` and its rule's metrics: as many
     /// flows as it stands for ([`FlowCtx::flows`]: an aggregated flow counts its counts).
-    pub fn record_flow(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier) {
+    pub fn record_flow(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
         if d.ambiguous {
             self.pipeline.names_ambiguous.inc_by(ctx.flows);
         }
         self.flows.count(ctx, d, &self.pipeline.series_overflow);
-        if let Some(rule) = d.rule.and_then(|i| classifier.rules.rules().get(i)) {
+        if let Some(rule) = d.rule {
             self.rules.record_matches(&rule.name, ctx.time, ctx.flows);
         }
     }

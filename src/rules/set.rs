@@ -82,6 +82,12 @@ impl RuleSet {
         self.matcher.matches_direct(index, ctx)
     }
 
+    /// The position of `rule` in [`RuleSet::rules`], when it is one of this set's rules (the
+    /// same rule, not an equal one).
+    pub fn index_of(&self, rule: &Rule) -> Option<usize> {
+        self.rules().iter().position(|r| std::ptr::eq(r, rule))
+    }
+
     /// Rule `index`'s keys (and expiry) tested one by one against the flow, for `--explain`.
     /// The rule matches exactly when every check is ok.
     pub fn explain(&self, index: usize, ctx: &FlowCtx<'_>) -> Vec<Check> {
