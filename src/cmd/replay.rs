@@ -93,8 +93,8 @@ pub struct Totals {
     pub unreadable: u64,
     /// Counted flows by (class, reason).
     pub by_reason: HashMap<(Class, String), u64>,
-    /// Hits per rule name (names are unique).
-    pub rule_hits: HashMap<String, u64>,
+    /// Hits per rule index.
+    pub rule_hits: Vec<u64>,
     /// Drop-notification twins skipped.
     pub twins: u64,
     /// Duplicates skipped.
@@ -125,7 +125,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::config(args.config.config.as_deref())?;
     let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut pipeline = Pipeline::new(&loaded.config);
-    let mut totals = Totals::default();
+    let mut totals = Totals {
+        rule_hits: vec![0; classifier.rules.rules().len()],
+        ..Totals::default()
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let progress = progress_bar(&args.files);
@@ -230,7 +233,7 @@ fn handle(
 ) -> std::io::Result<()> {
     match pipeline.process(resp, classifier) {
         Outcome::Counted { ctx, decision } => {
-            count(totals, &ctx, &decision);
+            count(totals, &ctx, &decision, classifier);
             if args.format == Format::Jsonl || args.explain {
                 let rec = Record::new(&ctx, &decision, classifier, args.explain);
                 if args.format == Format::Jsonl {
@@ -269,7 +272,7 @@ fn write_explained(out: &mut impl Write, rec: &Record<'_>) -> std::io::Result<()
     Ok(())
 }
 
-fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
+fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>, c: &Classifier) {
     // An aggregated flow counts the flows it stands for, like `hubble_noise_flows_total`.
     let n = ctx.flows;
     if d.ambiguous {
@@ -280,11 +283,9 @@ fn count(t: &mut Totals, ctx: &FlowCtx<'_>, d: &Decision<'_>) {
         .entry((d.class, d.reason.to_string()))
         .or_default();
     *total = total.saturating_add(n);
-    if let Some(r) = d.rule {
-        if let Some(h) = t.rule_hits.get_mut(&r.name) {
+    if let Some(i) = d.rule.and_then(|r| c.rules.index_of(r)) {
+        if let Some(h) = t.rule_hits.get_mut(i) {
             *h = h.saturating_add(n);
-        } else {
-            t.rule_hits.insert(r.name.clone(), n);
         }
     }
     if d.class == Class::Unexpected {
@@ -358,8 +359,7 @@ fn print_table(
     if !rules.is_empty() {
         writeln!(out)?;
         writeln!(out, "{:<40} {:>8}", "RULE", "HITS")?;
-        for r in rules {
-            let n = t.rule_hits.get(&r.name).copied().unwrap_or(0);
+        for (r, n) in rules.iter().zip(&t.rule_hits) {
             writeln!(out, "{:<40} {:>8}", r.name, n)?;
         }
         let now = std::time::SystemTime::now()

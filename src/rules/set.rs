@@ -84,8 +84,16 @@ impl RuleSet {
 
     /// The position of `rule` in [`RuleSet::rules`], when it is one of this set's rules (the
     /// same rule, not an equal one).
+    /// Constant time: the rules are one slice, so the position follows from the address.
     pub fn index_of(&self, rule: &Rule) -> Option<usize> {
-        self.rules().iter().position(|r| std::ptr::eq(r, rule))
+        let rules = self.rules();
+        let size = std::mem::size_of::<Rule>().max(1);
+        let offset = (rule as *const Rule as usize).checked_sub(rules.as_ptr() as usize)?;
+        let i = offset / size;
+        rules
+            .get(i)
+            .is_some_and(|r| std::ptr::eq(r, rule))
+            .then_some(i)
     }
 
     /// Rule `index`'s keys (and expiry) tested one by one against the flow, for `--explain`.

@@ -402,3 +402,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn index_of_finds_a_rule_of_the_set_and_nothing_else() {
+    let text = rule("a", "match = { direction = \"ingress\" }")
+        + &rule("b", "match = { direction = \"egress\" }")
+        + &rule("c", "match.destination = { port = [\"443/TCP\"] }");
+    let set = load(&text);
+    for (i, r) in set.rules().iter().enumerate() {
+        assert_eq!(set.index_of(r), Some(i));
+    }
+    // An equal rule of another set is not one of this set's rules.
+    let other = load(&text);
+    assert_eq!(set.index_of(&other.rules()[0]), None);
+}
