@@ -1,5 +1,5 @@
 //! The HTTP endpoint (PRODUCT.md §8): `GET /metrics`, `GET /healthz`, `GET /readyz`,
-//! `POST /-/reload`.
+//! `POST /-/reload`, and the triage page and API ([`crate::triage`]).
 //!
 //! [`serve`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
 //! stop it cleanly. It serves at most [`AppState::max_connections`] connections at once (a
@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use crate::health::PipelineHealth;
 use crate::metrics::Metrics;
 use crate::supervise::join_error_message;
+use crate::triage::Triage;
 
 /// `Content-Type` of OpenMetrics text.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -54,6 +55,9 @@ pub struct AppState {
     /// The pipeline's heartbeat for `/healthz`; `None` (always healthy) when there is no
     /// pipeline.
     pub pipeline: Option<PipelineHealth>,
+    /// The triage store behind the page and the API; `None` (`triage.enabled = false`)
+    /// removes them.
+    pub triage: Option<Arc<Triage>>,
 }
 
 /// Connections served at once unless configured (`metrics.max_connections`).
@@ -78,6 +82,7 @@ impl AppState {
             max_connections: MAX_CONNECTIONS,
             drain_timeout: DRAIN_TIMEOUT,
             pipeline: None,
+            triage: None,
         }
     }
 }
@@ -146,9 +151,18 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, In
         (_, "/metrics" | "/healthz" | "/readyz" | "/-/reload") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
+        (&Method::GET | &Method::HEAD, _) => triage(&state, path, req.uri().query())
+            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n")),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(resp)
+}
+
+/// The triage page and API (PRODUCT.md §12), when the store is on.
+fn triage(state: &AppState, path: &str, query: Option<&str>) -> Option<Resp> {
+    let t = state.triage.as_deref()?;
+    let query = query.unwrap_or("");
+    crate::triage::api::route(t, path, query).or_else(|| crate::triage::page::route(t, path, query))
 }
 
 async fn reload(state: &AppState) -> Resp {

@@ -19,6 +19,6 @@ pub use env::SECTIONS;
 pub use loaded::{ConfigError, Loaded};
 pub use schema::{
     CONTEXT_LABELS, ClassifyConfig, Config, DnsConfig, DnsScope, LogConfig, LogFormat,
-    MetricsConfig, RelayConfig,
+    MetricsConfig, RelayConfig, TriageConfig,
 };
 pub use validate::{MAX_BACKOFF, MAX_COUNT, MAX_DURATION};

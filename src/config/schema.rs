@@ -1,5 +1,5 @@
 //! The configuration's schema: one struct per section (`[relay]`, `[metrics]`, `[classify]`,
-//! `[dns]`, `[log]`), each with its defaults, as serde reads them from TOML and the
+//! `[dns]`, `[log]`, `[triage]`), each with its defaults, as serde reads them from TOML and the
 //! environment.
 
 use std::path::PathBuf;
@@ -39,6 +39,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The triage store, page and API (PRODUCT.md §12).
+    pub triage: TriageConfig,
     /// Inline rules (read by the rule loader, evaluated before rule files).
     #[serde(skip_serializing)]
     pub rule: Option<Vec<toml::Value>>,
@@ -254,4 +256,32 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `[triage]`: the recent flows `run` keeps for its page and API (PRODUCT.md §12).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriageConfig {
+    /// `false` removes the store, the page and the API.
+    pub enabled: bool,
+    /// Flows kept at most (unexpected, and the expected ones kept per rule), oldest evicted.
+    pub max_flows: usize,
+    /// Bytes the kept flows may take at most (an estimate of their heap size).
+    pub max_bytes: usize,
+    /// Expected flows kept per rule (the last few, for audits of what a rule hides).
+    pub per_rule: usize,
+    /// Groups of unexpected flows tracked at most; the one seen least recently goes first.
+    pub max_groups: usize,
+}
+
+impl Default for TriageConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_flows: 10_000,
+            max_bytes: 8 << 20,
+            per_rule: 5,
+            max_groups: 2_000,
+        }
+    }
 }

@@ -196,6 +196,10 @@ fn sizes(cfg: &Config, at: &At<'_>) -> Result<(), LocatedError> {
         (["metrics", "max_connections"], cfg.metrics.max_connections),
         (["classify", "dedup_window"], cfg.classify.dedup_window),
         (["dns", "max_entries"], cfg.dns.max_entries),
+        (["triage", "max_flows"], cfg.triage.max_flows),
+        (["triage", "max_bytes"], cfg.triage.max_bytes),
+        (["triage", "per_rule"], cfg.triage.per_rule),
+        (["triage", "max_groups"], cfg.triage.max_groups),
     ];
     for (keys, n) in sizes {
         if n > MAX_COUNT {

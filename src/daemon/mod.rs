@@ -110,6 +110,11 @@ pub async fn run_daemon(
         queue: tx.downgrade(),
         stall_timeout: cfg.metrics.pipeline_stall_timeout,
     });
+    let triage = cfg
+        .triage
+        .enabled
+        .then(|| Arc::new(crate::triage::Triage::new(&cfg.triage)));
+    state.triage.clone_from(&triage);
     let state = Arc::new(state);
     state.ready.store(true, Ordering::Relaxed);
 
@@ -140,6 +145,7 @@ pub async fn run_daemon(
             rx,
             heartbeat,
             beat_interval(cfg.metrics.pipeline_stall_timeout),
+            triage,
         ),
     );
     // Held until shutdown, so the pipeline's input closes only then: a source that ends (a

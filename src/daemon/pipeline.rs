@@ -10,8 +10,9 @@ use crate::api::observer::GetFlowsResponse;
 use crate::classify::Classifier;
 use crate::health::Heartbeat;
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Outcome, Pipeline};
 use crate::supervise::TaskResult;
+use crate::triage::Triage;
 
 /// The one task that owns the pipeline. Beats `heartbeat` around every batch and every
 /// `beat_every` while idle; ends only when its input closes (at shutdown).
@@ -22,6 +23,7 @@ pub(super) async fn pipeline_task(
     mut rx: mpsc::Receiver<GetFlowsResponse>,
     heartbeat: Arc<Heartbeat>,
     beat_every: Duration,
+    triage: Option<Arc<Triage>>,
 ) -> TaskResult {
     #[cfg(debug_assertions)]
     let hook = crate::supervise::hooks::from_env();
@@ -44,6 +46,13 @@ pub(super) async fn pipeline_task(
             metrics.observe_response(&resp);
             let outcome = pipeline.process(&resp, &classifier);
             metrics.record_outcome(&outcome);
+            if let (Some(t), Outcome::Counted { ctx, decision }) = (&triage, &outcome) {
+                t.offer(ctx, decision, &classifier);
+            }
+        }
+        if let Some(t) = &triage {
+            let (expected, unexpected) = t.lock().counts();
+            metrics.set_triage_flows(expected, unexpected);
         }
         metrics.set_dns_cache_entries(pipeline.names.len());
         for (reason, n) in pipeline.names.take_ignored() {

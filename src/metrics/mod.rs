@@ -181,6 +181,11 @@ impl Metrics {
         self.pipeline.set_dns_cache_entries(n);
     }
 
+    /// Sets `hubble_noise_triage_flows`: the flows the triage store holds, by class.
+    pub fn set_triage_flows(&self, expected: usize, unexpected: usize) {
+        self.pipeline.set_triage_flows(expected, unexpected);
+    }
+
     /// Counts an HTTP connection closed because its client stopped reading.
     pub fn record_http_client_stalled(&self) {
         self.daemon.record_http_client_stalled();

@@ -25,6 +25,7 @@ pub(super) struct PipelineMetrics {
     dns_ignored: Family<Labels, Counter>,
     /// `hubble_noise_names_ambiguous_total`.
     pub(super) names_ambiguous: Counter,
+    triage_flows: Family<Labels, Gauge>,
 }
 
 impl PipelineMetrics {
@@ -74,7 +75,14 @@ impl PipelineMetrics {
              alone)",
             names_ambiguous.clone(),
         );
+        let triage_flows = Family::<Labels, Gauge>::default();
+        r.register(
+            "triage_flows",
+            "Flows held by the triage store (page and API), by class",
+            triage_flows.clone(),
+        );
         Self {
+            triage_flows,
             duplicates,
             decode_errors,
             series_overflow,
@@ -107,5 +115,15 @@ impl PipelineMetrics {
     pub(super) fn set_dns_cache_entries(&self, n: usize) {
         self.dns_cache_entries
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the flows the triage store holds, by class. Registered with a value only when a
+    /// store exists (`triage.enabled`).
+    pub(super) fn set_triage_flows(&self, expected: usize, unexpected: usize) {
+        for (class, n) in [("expected", expected), ("unexpected", unexpected)] {
+            self.triage_flows
+                .get_or_create(&labels(&[("class", class)]))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 }

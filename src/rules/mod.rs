@@ -17,7 +17,7 @@
 pub mod cidr;
 mod compile;
 pub mod endpoint;
-mod expires;
+pub(crate) mod expires;
 pub mod explain;
 mod file;
 pub mod fqdn;

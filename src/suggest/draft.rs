@@ -77,11 +77,11 @@ struct DraftMatch {
 
 /// One suggested `[[rule]]`.
 #[derive(Debug, Serialize)]
-struct DraftRule {
+struct DraftRule<'f> {
     name: String,
     class: &'static str,
-    owner: &'static str,
-    comment: &'static str,
+    owner: &'f str,
+    comment: &'f str,
     expires: toml::value::Datetime,
     #[serde(rename = "match")]
     matches: DraftMatch,
@@ -90,9 +90,24 @@ struct DraftRule {
 /// A file of one rule: what the TOML writer renders (every value from a flow is a TOML string
 /// it escapes; nothing from a flow is written outside a string).
 #[derive(Serialize)]
-struct DraftFile<'a> {
-    rule: [&'a DraftRule; 1],
+struct DraftFile<'a, 'f> {
+    rule: [&'a DraftRule<'f>; 1],
 }
+
+/// What the operator fills in on a draft rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Fill<'f> {
+    /// `owner`.
+    pub owner: &'f str,
+    /// `comment`.
+    pub comment: &'f str,
+}
+
+/// The placeholders `suggest` writes.
+pub const TO_FILL: Fill<'static> = Fill {
+    owner: "CHANGE-ME",
+    comment: "CHANGE-ME: why this traffic is blocked on purpose (ticket, vendor, ...)",
+};
 
 /// The `[rule.match.<side>]` table, or `None` when the side constrains nothing.
 fn side_table(k: &SideKey, port: Option<&str>) -> Option<DraftSide> {
@@ -184,12 +199,13 @@ fn rule_name(key: &GroupKey, names: &mut HashSet<String>) -> String {
 }
 
 /// The draft rule of one group, or why there is none.
-fn draft(
+fn draft<'f>(
     key: &GroupKey,
     g: &Group,
     name: String,
     expires: toml::value::Datetime,
-) -> Result<DraftRule, &'static str> {
+    fill: Fill<'f>,
+) -> Result<DraftRule<'f>, &'static str> {
     let (direction, src, dst, port) = key;
     if !writable(src) || !writable(dst) {
         return Err(
@@ -205,8 +221,8 @@ fn draft(
     Ok(DraftRule {
         name,
         class: "expected",
-        owner: "CHANGE-ME",
-        comment: "CHANGE-ME: why this traffic is blocked on purpose (ticket, vendor, ...)",
+        owner: fill.owner,
+        comment: fill.comment,
         expires,
         matches: DraftMatch {
             verdict: g.verdicts.iter().copied().collect(),
@@ -217,51 +233,83 @@ fn draft(
     })
 }
 
+/// The day `expires` (Unix seconds) falls in, rounded up to the next midnight, as TOML.
+fn expiry_day(expires: f64) -> (String, Option<toml::value::Datetime>) {
+    let d = day((expires / 86_400.0).ceil() * 86_400.0);
+    let at = d.parse::<toml::value::Datetime>().ok();
+    (d, at)
+}
+
+/// One group's rule as `suggest` writes it: a comment with its hits, first and last time and
+/// an example uuid, then the `[[rule]]` table; or a comment saying why there is none.
+fn block(
+    i: usize,
+    key: &GroupKey,
+    g: &Group,
+    name: String,
+    expires_at: toml::value::Datetime,
+    fill: Fill<'_>,
+) -> String {
+    let rule = match draft(key, g, name, expires_at, fill) {
+        Ok(r) => r,
+        Err(why) => {
+            return format!(
+                "\n# {} flow(s) {why}: no rule suggested (group {i})\n",
+                g.hits
+            );
+        }
+    };
+    let mut out = format!(
+        "\n# {} hit(s), first {}, last {}, e.g. uuid {}\n",
+        g.hits,
+        g.first.map_or("-".into(), day),
+        g.last.map_or("-".into(), day),
+        safe_uuid(&g.uuid)
+    );
+    match toml::to_string(&DraftFile { rule: [&rule] }) {
+        Ok(t) => out.push_str(&t),
+        Err(e) => {
+            let _ = writeln!(out, "# group {i} could not be written: {e}");
+        }
+    }
+    out
+}
+
+/// The draft rule of one group (the triage page and API): what `suggest` would write for it,
+/// with `fill` in place of the placeholders, expiring at `expires` (Unix seconds) rounded up
+/// to the next day.
+pub fn one(key: &GroupKey, g: &Group, expires: f64, fill: Fill<'_>) -> String {
+    let (expires_day, at) = expiry_day(expires);
+    let Some(at) = at else {
+        return format!("# the expiry date {expires_day} is out of range: no rule suggested\n");
+    };
+    let name = rule_name(key, &mut HashSet::new());
+    block(0, key, g, name, at, fill)
+        .trim_start_matches('\n')
+        .to_string()
+}
+
 /// The rule file for `groups`: one rule per group, most hits first; each rule expires at
 /// `expires` (Unix seconds), rounded up to the next day.
 pub fn render(groups: HashMap<GroupKey, Group>, expires: f64) -> String {
     let mut groups: Vec<(GroupKey, Group)> = groups.into_iter().collect();
     groups.sort_by(|a, b| b.1.hits.cmp(&a.1.hits).then(a.1.order.cmp(&b.1.order)));
     let total: u64 = groups.iter().map(|(_, g)| g.hits).sum();
-    let expires_day = day((expires / 86_400.0).ceil() * 86_400.0);
+    let (expires_day, expires_at) = expiry_day(expires);
     let mut out = format!(
         "# Rules suggested by `hubble-noise suggest` for {total} unexpected flow(s) in {} group(s).\n\
          # Review each one: keep only traffic that is blocked ON PURPOSE, fill in owner and comment,\n\
          # and narrow the match where you can. Each rule expires on {expires_day}.\n",
         groups.len()
     );
-    let Ok(expires_at) = expires_day.parse::<toml::value::Datetime>() else {
+    let Some(expires_at) = expires_at else {
         out.push_str("\n# the expiry date is out of range: no rule suggested\n");
         return out;
     };
     let mut names = HashSet::new();
     for (i, (key, g)) in groups.iter().enumerate() {
         let name = rule_name(key, &mut names);
-        let rule = match draft(key, g, name, expires_at) {
-            Ok(r) => r,
-            Err(why) => {
-                let _ = writeln!(
-                    out,
-                    "\n# {} flow(s) {why}: no rule suggested (group {i})",
-                    g.hits
-                );
-                continue;
-            }
-        };
-        let _ = writeln!(
-            out,
-            "\n# {} hit(s), first {}, last {}, e.g. uuid {}",
-            g.hits,
-            g.first.map_or("-".into(), day),
-            g.last.map_or("-".into(), day),
-            safe_uuid(&g.uuid)
-        );
-        match toml::to_string(&DraftFile { rule: [&rule] }) {
-            Ok(t) => out.push_str(&t),
-            Err(e) => {
-                let _ = writeln!(out, "# group {i} could not be written: {e}");
-            }
-        }
+        out.push_str(&block(i, key, g, name, expires_at, TO_FILL));
     }
     out
 }

@@ -161,6 +161,16 @@ pub fn port_of(ctx: &FlowCtx<'_>) -> Option<String> {
         .map(|p| format!("{p}/{}", ctx.proto.as_str()))
 }
 
+/// The group a flow belongs to.
+pub fn key_of(ctx: &FlowCtx<'_>) -> GroupKey {
+    (
+        direction_name(ctx.direction),
+        side_key(&ctx.source, false),
+        side_key(&ctx.destination, true),
+        port_of(ctx),
+    )
+}
+
 /// The groups of the unexpected flows seen so far, in the order they first appeared.
 #[derive(Debug, Default)]
 pub struct Groups {
@@ -171,12 +181,7 @@ pub struct Groups {
 impl Groups {
     /// Adds one unexpected flow to its group.
     pub fn add(&mut self, ctx: &FlowCtx<'_>) {
-        let key = (
-            direction_name(ctx.direction),
-            side_key(&ctx.source, false),
-            side_key(&ctx.destination, true),
-            port_of(ctx),
-        );
+        let key = key_of(ctx);
         let n = self.by_key.len();
         let g = self.by_key.entry(key).or_insert_with(|| Group {
             hits: 0,

@@ -145,3 +145,78 @@ impl FileDaemon {
             .unwrap();
     }
 }
+
+/// A daemon in this process fed by a recording (`run --replay`), started once it has counted
+/// the recording's flows.
+pub struct ReplayDaemon {
+    /// Its HTTP address.
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl ReplayDaemon {
+    /// Starts the daemon of `config` (plus the environment `env`) on `recording`, and waits
+    /// until `hubble_noise_flows_total` reaches `counted`.
+    pub async fn start(
+        config: &std::path::Path,
+        recording: &std::path::Path,
+        env: &[(&str, &str)],
+        counted: f64,
+    ) -> Self {
+        let vars: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        let loaded = hubble_noise::config::Config::load_with_env(Some(config), vars).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let input = Input::Replay {
+            path: recording.to_path_buf(),
+            looped: false,
+            rate: None,
+        };
+        let task = tokio::spawn(run_daemon(loaded, input, listener, async {
+            let _ = rx.await;
+        }));
+        wait_for(addr, "every flow counted", |t| {
+            sum(t, "hubble_noise_flows_total", &[]) >= counted
+        })
+        .await;
+        Self { addr, stop, task }
+    }
+
+    /// `GET path`: (status, content type, body).
+    pub async fn get(&self, path: &str) -> (u16, String, String) {
+        http(self.addr, "GET", path, None).await
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let (status, ctype, body) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(ctype, "application/json", "{path}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Stops the daemon and waits for it (it must stop within 10 s).
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Whether a test that needs `what` must fail rather than skip (`HUBBLE_NOISE_REQUIRE_TOOLS=1`,
+/// set by `.ci/run`): panics then, else prints that the test was skipped.
+pub fn skip_or_fail(what: &str) {
+    assert!(
+        std::env::var("HUBBLE_NOISE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "{what} is required (HUBBLE_NOISE_REQUIRE_TOOLS=1) but missing"
+    );
+    println!("skipped: {what} missing");
+}
