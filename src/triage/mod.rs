@@ -51,27 +51,44 @@ impl Triage {
     /// Offers one counted flow: kept when unexpected, or when expected by a rule that wants
     /// another ([`Store::wants_expected`]).
     pub fn offer(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier) {
+        self.offer_at(ctx, d, classifier, self.started.elapsed().as_secs_f64());
+    }
+
+    /// [`Triage::offer`] at `now`, seconds on the store's clock (for tests).
+    pub fn offer_at(&self, ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier, now: f64) {
         match d.class {
             Class::Unexpected => {
-                let flow = stored(ctx, d, classifier);
+                let explain = self.lock().explain_token(now);
+                let flow = stored(ctx, d, classifier, explain);
                 self.lock().add_unexpected(key_of(ctx), flow, ctx.flows);
             }
             Class::Expected => {
                 let Some(rule) = d.rule else { return };
-                let now = self.started.elapsed().as_secs_f64();
                 if !self.lock().wants_expected(&rule.name, now) {
                     return;
                 }
-                let flow = stored(ctx, d, classifier);
+                let explain = self.lock().explain_token(now);
+                let flow = stored(ctx, d, classifier, explain);
                 self.lock().add_expected(&rule.name, flow, now);
             }
         }
     }
 }
 
-/// The kept form of a counted flow.
-pub fn stored(ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier) -> StoredFlow {
-    let r = Record::new(ctx, d, classifier, true);
+/// What a kept flow says when its decision path was not written (more than
+/// [`store::EXPLAIN_PER_SECOND`] flows a second were kept).
+pub const NOT_EXPLAINED: &str = "decision path not recorded: more flows a second were kept than \
+paths are written (a flood); the other flows of its group, or `replay --explain` on a recording, \
+show it";
+
+/// The kept form of a counted flow, with its decision path when `explain`.
+pub fn stored(
+    ctx: &FlowCtx<'_>,
+    d: &Decision<'_>,
+    classifier: &Classifier,
+    explain: bool,
+) -> StoredFlow {
+    let r = Record::new(ctx, d, classifier, explain);
     StoredFlow {
         uuid: r.uuid.to_string(),
         time: r.time,
@@ -94,7 +111,7 @@ pub fn stored(ctx: &FlowCtx<'_>, d: &Decision<'_>, classifier: &Classifier) -> S
         names: r.names,
         flows: ctx.flows,
         group: None,
-        explain: r.explain.unwrap_or_default(),
+        explain: r.explain.unwrap_or_else(|| vec![NOT_EXPLAINED.to_string()]),
     }
 }
 

@@ -90,6 +90,7 @@ impl StoredFlow {
             &self.group,
         ];
         std::mem::size_of::<Self>()
+            + SLOT_BYTES
             + strings.iter().map(|s| s.capacity()).sum::<usize>()
             + opts
                 .iter()
@@ -118,7 +119,7 @@ struct RuleSlot {
 #[derive(Debug)]
 pub struct Store {
     cfg: TriageConfig,
-    flows: BTreeMap<u64, StoredFlow>,
+    flows: BTreeMap<u64, Box<StoredFlow>>,
     next: u64,
     bytes: usize,
     unexpected: usize,
@@ -128,7 +129,20 @@ pub struct Store {
     groups: HashMap<GroupKey, GroupEntry>,
     /// Arrival number of the last group update, for the least recently seen.
     group_clock: u64,
+    /// Decision paths that may still be written this second ([`Store::explain_token`]).
+    tokens: f64,
+    /// When `tokens` was last refilled.
+    tokens_at: f64,
 }
+
+/// Decision paths written per second at most (and in a burst). Explaining an unexpected flow
+/// walks every rule for the nearest one, which a flood of unexpected flows must not turn into
+/// a pipeline that falls behind; past this rate flows are kept without their path.
+pub const EXPLAIN_PER_SECOND: f64 = 200.0;
+
+/// What the ordered map spends per kept flow beyond the boxed flow: its key and pointer, with
+/// the slack of half-full nodes (`bench/tests/triage_memory.rs` checks the estimate).
+pub const SLOT_BYTES: usize = 32;
 
 impl Store {
     /// An empty store bounded by `cfg`.
@@ -142,6 +156,8 @@ impl Store {
             by_rule: HashMap::new(),
             groups: HashMap::new(),
             group_clock: 0,
+            tokens: EXPLAIN_PER_SECOND,
+            tokens_at: 0.0,
         }
     }
 
@@ -151,9 +167,25 @@ impl Store {
         if self.cfg.per_rule == 0 {
             return false;
         }
-        self.by_rule
-            .get(rule)
-            .is_none_or(|r| r.kept.len() < self.cfg.per_rule || (now - r.last >= 1.0) || now.is_nan())
+        self.by_rule.get(rule).is_none_or(|r| {
+            r.kept.len() < self.cfg.per_rule || (now - r.last >= 1.0) || now.is_nan()
+        })
+    }
+
+    /// Whether a flow offered at `now` (seconds) may have its decision path written: at most
+    /// [`EXPLAIN_PER_SECOND`], refilled continuously.
+    pub fn explain_token(&mut self, now: f64) -> bool {
+        let elapsed = now - self.tokens_at;
+        if elapsed > 0.0 {
+            self.tokens = (self.tokens + elapsed * EXPLAIN_PER_SECOND).min(EXPLAIN_PER_SECOND);
+            self.tokens_at = now;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Adds an unexpected flow to its group (counted even when the flow is not kept) and keeps
@@ -227,7 +259,7 @@ impl Store {
 
     fn push(&mut self, flow: StoredFlow) {
         self.bytes += flow.bytes();
-        self.flows.insert(self.next, flow);
+        self.flows.insert(self.next, Box::new(flow));
         self.next += 1;
         while self.flows.len() > self.cfg.max_flows || self.bytes > self.cfg.max_bytes {
             let Some((&seq, _)) = self.flows.first_key_value() else {
@@ -256,7 +288,7 @@ impl Store {
 
     /// Kept flows, newest first.
     pub fn newest_first(&self) -> impl Iterator<Item = &StoredFlow> {
-        self.flows.values().rev()
+        self.flows.values().rev().map(|f| &**f)
     }
 
     /// The kept flow of this uuid (the newest, should a uuid repeat).

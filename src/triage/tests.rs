@@ -190,3 +190,14 @@ fn query_strings_are_decoded() {
     assert_eq!(query::decode("%"), "%");
     assert_eq!(query::decode("%4"), "%4");
 }
+
+#[test]
+fn decision_paths_are_written_at_a_bounded_rate() {
+    let mut s = Store::new(&TriageConfig::default());
+    let burst = super::store::EXPLAIN_PER_SECOND as usize;
+    let granted = (0..burst * 2).filter(|_| s.explain_token(0.0)).count();
+    assert_eq!(granted, burst, "a burst, then none");
+    assert!(!s.explain_token(0.001));
+    assert!(s.explain_token(0.01), "refilled at the rate");
+    assert!(s.explain_token(100.0));
+}
