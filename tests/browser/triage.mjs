@@ -54,6 +54,12 @@ try {
   out.groupUrl = page.url();
   out.draftPlaceholder = await page.inputValue("textarea#draft");
   await page.click("button.copy");
+  // The copy is asynchronous: wait for the button to say it is done.
+  await page
+    .waitForFunction(() => document.querySelector("button.copy").textContent === "Copied", null, {
+      timeout: 5000,
+    })
+    .catch(() => {});
   out.copyLabel = await page.innerText("button.copy");
   out.clipboard = await page.evaluate(() => navigator.clipboard.readText());
   await page.fill("input[name=owner]", "team-shop");
