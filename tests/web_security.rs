@@ -62,6 +62,11 @@ const TLS_ONLY: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file:
 /// `web` is the web config's text; the server certificate (`server.crt`, `server.key`, for
 /// `localhost`) and the CA (`ca.crt`) are written beside it.
 async fn start(web: &str) -> Setup {
+    start_with(web, "").await
+}
+
+/// [`start`] with more `[metrics]` keys.
+async fn start_with(web: &str, metrics: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca("web-ca");
     let (cert, key) = leaf(&ca, "localhost");
@@ -70,7 +75,7 @@ async fn start(web: &str) -> Setup {
     write(dir.path(), "ca.crt", &ca.pem());
     write(dir.path(), "web.yml", web);
     let config = format!(
-        "{}[metrics]\nweb_config_file = \"web.yml\"\n",
+        "{}[metrics]\nweb_config_file = \"web.yml\"\n{metrics}",
         common::GOOD_CONFIG
     );
     let path = write(dir.path(), "config.toml", &config);
@@ -196,8 +201,9 @@ async fn without_valid_credentials_every_route_is_refused_before_routing() {
 }
 
 #[tokio::test]
-async fn plain_http_on_the_tls_port_is_refused() {
-    let s = start(TLS_ONLY).await;
+async fn plain_http_on_the_tls_port_is_refused_and_frees_its_slot() {
+    // One connection at a time: each refused client must give its slot back at once.
+    let s = start_with(TLS_ONLY, "max_connections = 1\n").await;
     let mut tcp = TcpStream::connect(s.addr).await.unwrap();
     tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -217,10 +223,15 @@ async fn plain_http_on_the_tls_port_is_refused() {
         read.is_ok(),
         "the connection stays open on a broken handshake"
     );
-    // TLS itself works, with no password needed when none is configured.
-    let (status, _, _) = https(s.addr, &s.client(None), "GET", "/metrics", None)
-        .await
-        .unwrap();
+    // TLS itself works (the only slot is free again), with no password needed when none is
+    // configured.
+    let (status, _, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        https(s.addr, &s.client(None), "GET", "/metrics", None),
+    )
+    .await
+    .expect("the refused clients still hold the connection slot")
+    .unwrap();
     assert_eq!(status, 200);
     s.stop().await;
 }
