@@ -95,27 +95,32 @@ async fn start_with(web: &str, metrics: &str) -> Setup {
     }
 }
 
+/// A TLS client trusting `ca`, with a client certificate when `identity` is given.
+fn client_of(ca: &Issuer, identity: Option<(String, String)>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    })
+}
+
 impl Setup {
     /// A TLS client trusting the CA, with a client certificate when `identity` is given.
     fn client(&self, identity: Option<(String, String)>) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(self.ca.pem().as_bytes()).unwrap())
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        Arc::new(match identity {
-            None => builder.with_no_client_auth(),
-            Some((cert, key)) => builder
-                .with_client_auth_cert(
-                    vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
-                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-                )
-                .unwrap(),
-        })
+        client_of(&self.ca, identity)
     }
 
     async fn stop(self) {
@@ -351,4 +356,43 @@ async fn a_bad_web_config_stops_the_start_with_its_place() {
         err.contains("web.yml:1:1: tls_server_config.key_file"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_picked_up_from_the_watched_files() {
+    let s = start(TLS_ONLY).await;
+    let old = s.client(None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while https(s.addr, &old, "GET", "/metrics", None).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "daemon not up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A certificate from another CA, written over the old files (as a Secret update does).
+    let renewed = ca("renewed-ca");
+    let (cert, key) = leaf(&renewed, "localhost");
+    let key_path = s.dir.path().join("server.key");
+    let cert_path = s.dir.path().join("server.crt");
+    let (tmp_key, tmp_cert) = (
+        s.dir.path().join("new-server.key"),
+        s.dir.path().join("new-server.crt"),
+    );
+    std::fs::write(&tmp_key, key).unwrap();
+    std::fs::write(&tmp_cert, cert).unwrap();
+    std::fs::rename(&tmp_key, &key_path).unwrap();
+    std::fs::rename(&tmp_cert, &cert_path).unwrap();
+    let new = client_of(&renewed, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((200, _, _)) = https(s.addr, &new, "GET", "/metrics", None).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the renewed certificate was not served within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old CA no longer verifies the server.
+    assert!(https(s.addr, &old, "GET", "/metrics", None).await.is_err());
+    s.stop().await;
 }
