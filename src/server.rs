@@ -129,6 +129,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, In
     Ok(resp)
 }
 
+/// The endpoints, for a request the gate let through.
 async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
     match (req.method(), path) {
