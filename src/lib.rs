@@ -13,7 +13,8 @@
 //! 3. [`classify`]: pure — a [`flow`] view + [`rules`] + imported [`policy`] + names → class,
 //!    reason, rule; built from the config by [`load`].
 //! 4. [`metrics`]: every Prometheus metric, one group per file, behind the cardinality guard;
-//!    served by [`server`] (with [`stall`] guarding slow clients) — or printed by [`cmd`].
+//!    served by [`server`] (with [`stall`] guarding slow clients, [`web`] its TLS and basic
+//!    auth) — or printed by [`cmd`].
 //!
 //! Around it: [`cli`] and [`cmd`] (one file per command); [`config`] (defaults < file <
 //! environment, files read through [`read`]); [`daemon`] (`run`'s tasks, each under
@@ -52,3 +53,4 @@ pub mod suggest;
 pub mod supervise;
 pub mod triage;
 pub mod watcher;
+pub mod web;

@@ -1,6 +1,10 @@
 //! The HTTP endpoint (PRODUCT.md §8): `GET /metrics`, `GET /healthz`, `GET /readyz`,
 //! `POST /-/reload`, and the triage page and API ([`crate::triage`]).
 //!
+//! With `metrics.web_config_file` ([`crate::web`]) the listener speaks TLS only and every
+//! request but the probes needs basic auth, checked once before routing: every route is
+//! protected, present and future.
+//!
 //! [`serve`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
 //! stop it cleanly. It serves at most [`AppState::max_connections`] connections at once (a
 //! semaphore, taken before `accept`: a further client waits in the listen backlog), and on
@@ -25,6 +29,7 @@ use crate::health::PipelineHealth;
 use crate::metrics::Metrics;
 use crate::supervise::join_error_message;
 use crate::triage::Triage;
+use crate::web::{CHALLENGE, WebHandle};
 
 /// `Content-Type` of OpenMetrics text.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -58,6 +63,8 @@ pub struct AppState {
     /// The triage store behind the page and the API; `None` (`triage.enabled = false`)
     /// removes them.
     pub triage: Option<Arc<Triage>>,
+    /// TLS and basic auth in force (`metrics.web_config_file`), swapped by reloads.
+    pub web: Arc<WebHandle>,
 }
 
 /// Connections served at once unless configured (`metrics.max_connections`).
@@ -83,6 +90,7 @@ impl AppState {
             drain_timeout: DRAIN_TIMEOUT,
             pipeline: None,
             triage: None,
+            web: Arc::new(WebHandle::default()),
         }
     }
 }
@@ -108,9 +116,28 @@ fn wants_openmetrics(req: &Request<Incoming>) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
+/// The web security gate, then the route: a request without valid credentials (when basic
+/// auth is on) never reaches routing.
 async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let web = state.web.current();
+    let mut resp = if web.admits(&req).await {
+        route(state, req).await
+    } else {
+        let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(CHALLENGE),
+        );
+        r
+    };
+    web.add_headers(resp.headers_mut());
+    Ok(resp)
+}
+
+/// The endpoints, for a request the gate let through.
+async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
-    let resp = match (req.method(), path) {
+    match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
             let om = wants_openmetrics(&req);
             let encoded = if om {
@@ -154,8 +181,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, In
         (&Method::GET | &Method::HEAD, _) => triage(&state, path, req.uri().query())
             .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n")),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    Ok(resp)
+    }
 }
 
 /// The triage page and API (PRODUCT.md §12), when the store is on.
@@ -250,27 +276,51 @@ pub async fn serve(
 }
 
 /// One connection: served until it ends, or until `drain` asks to stop (then the request in
-/// flight, if any, finishes first). Holds its `permit` until it ends.
+/// flight, if any, finishes first). Holds its `permit` until it ends. With TLS on (the web
+/// config in force when it was accepted) the handshake comes first, within
+/// [`HEADER_READ_TIMEOUT`]: a client that says nothing, or speaks plain HTTP, does not keep its
+/// connection slot.
 async fn connection(
     state: Arc<AppState>,
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let _permit = permit;
+    // A client that stops reading its response (a stuck or hostile scraper) is dropped after
+    // `write_stall_timeout` without progress.
+    let stall = state.write_stall_timeout;
+    let guard = move |s| crate::stall::StallGuard::new(s, stall);
+    let web = state.web.current();
+    let Some(acceptor) = web.tls() else {
+        return serve_io(state, TokioIo::new(guard(stream)), peer, drain).await;
+    };
+    let handshake = crate::web::accept(&acceptor, stream, guard);
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
+        Ok(Ok(tls)) => serve_io(state, TokioIo::new(tls), peer, drain).await,
+        Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+    }
+}
+
+/// HTTP/1.1 on an established connection (plain or TLS).
+async fn serve_io<I>(
+    state: Arc<AppState>,
+    io: TokioIo<I>,
+    peer: std::net::SocketAddr,
+    mut drain: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let metrics = state.metrics.clone();
-    let svc_state = state.clone();
-    let svc = service_fn(move |req| handle(svc_state.clone(), req));
+    let svc = service_fn(move |req| handle(state.clone(), req));
     // A client that never finishes its request headers is dropped, so idle or hostile
     // connections do not pile up (or hold the connection cap).
-    // A client that stops reading its response (a stuck or hostile scraper) is dropped too,
-    // after WRITE_STALL_TIMEOUT without progress.
-    let guarded = crate::stall::StallGuard::new(stream, state.write_stall_timeout);
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(guarded), svc);
+        .serve_connection(io, svc);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

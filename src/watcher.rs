@@ -1,6 +1,6 @@
 //! Watches the files the configuration names (the config itself, rule files, policy files and
-//! directories, TLS files) and reports changes (PRODUCT.md §6: "Files named by the config are
-//! watched").
+//! directories, TLS files, the web config and the TLS files it names) and reports changes
+//! (PRODUCT.md §6: "Files named by the config are watched").
 //!
 //! The parent directories are watched, not the files: an editor that saves by rename, or
 //! Kubernetes swapping a ConfigMap's `..data` symlink, replaces the file itself, and a watch on
@@ -50,6 +50,11 @@ impl Targets {
         .flatten()
         {
             add_file(p, &mut t);
+        }
+        if let Some(web) = &cfg.metrics.web_config_file {
+            for p in crate::web::watched_files(web) {
+                add_file(&p, &mut t);
+            }
         }
         for p in &cfg.classify.policy_files {
             if p.is_dir() {

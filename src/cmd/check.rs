@@ -10,6 +10,7 @@ use crate::config::{Config, ConfigError, DnsScope};
 use crate::load;
 use crate::output::rfc3339;
 use crate::rules::Class;
+use crate::web::WebConfig;
 
 /// Runs `check`. Invalid configuration or rules: the errors on stderr and exit 1.
 pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
@@ -21,17 +22,20 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let classifier = match load::classifier(&loaded) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors.0 {
+    let cfg = &loaded.config;
+    let web = WebConfig::load(cfg.metrics.web_config_file.as_deref());
+    let (classifier, web) = match (load::classifier(&loaded), web) {
+        (Ok(c), Ok(w)) => (c, w),
+        (c, w) => {
+            let mut errors = c.err().map(|e| e.0).unwrap_or_default();
+            errors.extend(w.err());
+            for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("check: {} error(s), nothing loaded", errors.0.len());
+            eprintln!("check: {} error(s), nothing loaded", errors.len());
             return Ok(ExitCode::from(1));
         }
     };
-    let cfg = &loaded.config;
     // Written at once and without panicking on a closed pipe (`check | head`).
     let mut out = String::new();
     let source = loaded
@@ -46,6 +50,7 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         cfg.metrics.listen,
         cfg.metrics.labels.join(", ")
     );
+    let _ = writeln!(out, "web: {}", web.describe());
     let tags = &cfg.classify.expected_log_tags;
     let tags = if tags.is_empty() {
         "(none)".to_string()

@@ -118,6 +118,7 @@ impl Config {
             &mut self.relay.ca_file,
             &mut self.relay.cert_file,
             &mut self.relay.key_file,
+            &mut self.metrics.web_config_file,
         ]
         .into_iter()
         .flatten()

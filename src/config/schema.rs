@@ -140,6 +140,11 @@ pub struct MetricsConfig {
     /// gone; an idle pipeline still reports in).
     #[serde(with = "duration_str")]
     pub pipeline_stall_timeout: Duration,
+    /// TLS, mTLS and basic auth for every HTTP endpoint: a YAML file in the format of the
+    /// Prometheus exporter toolkit's `web-config.yml` (`tls_server_config`,
+    /// `basic_auth_users`, `http_server_config.headers`), reloaded like the rules. `/healthz`
+    /// and `/readyz` stay open. Relative to the config's folder; default: plain HTTP, open.
+    pub web_config_file: Option<PathBuf>,
 }
 
 impl Default for MetricsConfig {
@@ -152,6 +157,7 @@ impl Default for MetricsConfig {
             client_stall_timeout: Duration::from_secs(10),
             max_connections: 64,
             pipeline_stall_timeout: Duration::from_secs(30),
+            web_config_file: None,
         }
     }
 }

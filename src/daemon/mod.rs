@@ -80,9 +80,9 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Runs the daemon on `listener` until `shutdown` completes: server, source, reloader and the
-/// pipeline, each supervised ([`Supervisor`]). Returns an error when the rules cannot be
-/// loaded at start, and a [`TaskStopped`] when a task ended or panicked before `shutdown` (the
-/// others are stopped first). A `--replay` without `--loop` ends its source when the file
+/// pipeline, each supervised ([`Supervisor`]). Returns an error when the rules or the web
+/// config cannot be loaded at start, and a [`TaskStopped`] when a task ended or panicked
+/// before `shutdown` (the others are stopped first). A `--replay` without `--loop` ends its source when the file
 /// ends; the daemon then keeps serving what it counted until `shutdown`.
 pub async fn run_daemon(
     loaded: Loaded,
@@ -93,6 +93,8 @@ pub async fn run_daemon(
     let cfg = loaded.config.clone();
     let classifier = load::classifier(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
     reload::log_warnings(&classifier);
+    let web = crate::web::WebConfig::load(cfg.metrics.web_config_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
     metrics.set_rules(classifier.rules.rules());
     metrics.record_reload(true);
@@ -105,6 +107,8 @@ pub async fn run_daemon(
     let mut state = AppState::new(metrics.clone(), Some(reload_tx));
     state.write_stall_timeout = cfg.metrics.client_stall_timeout;
     state.max_connections = cfg.metrics.max_connections;
+    state.web = Arc::new(crate::web::WebHandle::new(web));
+    let web = state.web.clone();
     state.pipeline = Some(PipelineHealth {
         heartbeat: heartbeat.clone(),
         queue: tx.downgrade(),
@@ -126,6 +130,7 @@ pub async fn run_daemon(
             Targets::of(loaded.path.as_deref(), &cfg),
             metrics.clone(),
             cls_tx,
+            web,
             reload_rx,
             stopped(stop_rx.clone()),
         ),

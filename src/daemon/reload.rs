@@ -1,5 +1,6 @@
 //! Reloading: `POST /-/reload`, `SIGHUP` and changes of the watched files (debounced) all
-//! re-read the config and rules; a reload that fails keeps the previous rules.
+//! re-read the config, rules and web config; a reload that fails keeps the previous ones (all
+//! of them: nothing is half applied).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -13,21 +14,28 @@ use crate::metrics::Metrics;
 use crate::server::ReloadRequest;
 use crate::supervise::TaskResult;
 use crate::watcher::{self, Targets};
+use crate::web::{WebConfig, WebHandle};
 
-/// Re-reads the config and rules; on success swaps the classifier, else keeps the old one.
+/// Re-reads the config, rules and web config; on success swaps the classifier and the web
+/// config, else keeps the old ones.
 pub fn reload(
     path: Option<&Path>,
     metrics: &Metrics,
     cls_tx: &watch::Sender<Arc<Classifier>>,
+    web: &WebHandle,
 ) -> Result<(), String> {
-    let result = load::config(path)
-        .map_err(|e| e.to_string())
-        .and_then(|l| load::classifier(&l).map_err(|e| e.to_string()));
+    let result = load::config(path).map_err(|e| e.to_string()).and_then(|l| {
+        let c = load::classifier(&l).map_err(|e| e.to_string())?;
+        let w = WebConfig::load(l.config.metrics.web_config_file.as_deref())
+            .map_err(|e| e.to_string())?;
+        Ok((c, w))
+    });
     match result {
-        Ok(c) => {
+        Ok((c, w)) => {
             log_warnings(&c);
             metrics.set_rules(c.rules.rules());
             cls_tx.send_replace(Arc::new(c));
+            web.set(w);
             metrics.record_reload(true);
             tracing::info!("configuration reloaded");
             Ok(())
@@ -68,6 +76,7 @@ pub(super) async fn reloader(
     targets: Targets,
     metrics: Arc<Metrics>,
     cls_tx: watch::Sender<Arc<Classifier>>,
+    web: Arc<WebHandle>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     stop: impl Future<Output = ()>,
 ) -> TaskResult {
@@ -103,16 +112,16 @@ pub(super) async fn reloader(
                         Err(_) => Err("its request channel closed".into()),
                     };
                 };
-                let _ = answer.send(reload(path.as_deref(), &metrics, &cls_tx));
+                let _ = answer.send(reload(path.as_deref(), &metrics, &cls_tx, &web));
             }
             () = sighup => {
                 tracing::info!("SIGHUP: reloading");
-                let _ = reload(path.as_deref(), &metrics, &cls_tx);
+                let _ = reload(path.as_deref(), &metrics, &cls_tx, &web);
             }
             Some(()) = changes.recv() => {
                 quiet(&mut changes).await;
                 tracing::info!("watched file changed: reloading");
-                let _ = reload(path.as_deref(), &metrics, &cls_tx);
+                let _ = reload(path.as_deref(), &metrics, &cls_tx, &web);
             }
         }
         // The config may now name other files.

@@ -61,7 +61,9 @@ template --set metrics.monitor.kind=ServiceMonitor >"$tmp/helm-servicemonitor.ya
 template -f tests/deploy/helm-values-shard.yaml >"$tmp/helm-shard.yaml"
 template --set metrics.monitor.enabled=false,prometheusRule.enabled=false,dashboard.enabled=false \
   --set metrics.service.enabled=false >"$tmp/helm-minimal.yaml"
-echo "rendered: default, plaintext, servicemonitor, shard, minimal"
+template --set metrics.webSecurity.enabled=true,metrics.webSecurity.existingSecret=hubble-noise-web \
+  --set metrics.webSecurity.scrape.basicAuthSecret=scrape-auth >"$tmp/helm-web.yaml"
+echo "rendered: default, plaintext, servicemonitor, shard, minimal, web"
 
 echo "== values.schema.json refuses bad values"
 # refuse NAME HELM-ARGS...: helm template must fail, and say that the schema refused the values.
@@ -90,6 +92,8 @@ refuse "an unknown monitor kind (metrics.monitor.kind=Probe)" --set metrics.moni
 refuse "a rule file named config.toml" --set-string "rules.config\.toml=x"
 refuse "a rule file not ending in .toml" --set-string "rules.rules\.txt=x"
 refuse "a log format (config.log.format=xml)" --set config.log.format=xml
+refuse "a key the chart sets (config.metrics.web_config_file)" --set config.metrics.web_config_file=w.yml
+refuse "an unknown webSecurity key (metrics.webSecurity.secret)" --set metrics.webSecurity.secret=x
 cut -f1,2 "$tmp/rejected.txt" | sed 's/^/  /'
 
 echo "== rendered manifests"

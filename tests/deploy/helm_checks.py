@@ -32,7 +32,9 @@ RENDERS = {
     "servicemonitor": "--set metrics.monitor.kind=ServiceMonitor",
     "shard": "tests/deploy/helm-values-shard.yaml",
     "minimal": "monitor, PrometheusRule, dashboard and Service turned off",
+    "web": "metrics.webSecurity on (TLS and basic auth, scraped with both)",
 }
+WEB_DIR = "/etc/hubble-noise-web/"
 
 
 def by_kind(docs):
@@ -143,10 +145,22 @@ def check_render(name, docs, bin_path, source_rules, render_dir):
               and config.get("classify", {}).get("rule_files") == ["a-team.toml", "b-team.toml"]
               and config.get("classify", {}).get("policy_files") == ["default-deny.yaml"], config)
 
+    if name == "web":
+        check_web(name, config, c, volumes, mounts, kinds)
+
     # hubble-noise itself accepts config.toml with the rule and policy files beside it (the TLS
-    # files are only read when it connects).
+    # files are only read when it connects; the web config, which the user's Secret holds, is
+    # stood in for by one with a throwaway certificate).
     with tempfile.TemporaryDirectory(dir=render_dir) as tmp:
         for k, v in files.items():
+            if name == "web" and k == "config.toml":
+                v = v.replace(WEB_DIR, tmp + "/")
+                with open(os.path.join(tmp, "web-config.yml"), "w") as f:
+                    f.write("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
+                subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=x",
+                                "-keyout", os.path.join(tmp, "tls.key"),
+                                "-out", os.path.join(tmp, "tls.crt")], check=True, capture_output=True)
             with open(os.path.join(tmp, k), "w") as f:
                 f.write(v)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBLE_NOISE_")}
@@ -215,6 +229,26 @@ def check_render(name, docs, bin_path, source_rules, render_dir):
           len(dashboards) == 1
           and dashboards[0]["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
           and json.loads(dashboards[0]["data"]["hubble-noise.json"]) == want)
+
+
+def check_web(name, config, c, volumes, mounts, kinds):
+    """metrics.webSecurity: the Secret mounted where web_config_file points, HTTPS probes, and
+    the PodMonitor scraping with https, the CA and basic auth."""
+    check(f"{name}: config.toml names the mounted web-config.yml",
+          config.get("metrics", {}).get("web_config_file") == WEB_DIR + "web-config.yml", config)
+    secret = volumes.get(mounts.get(WEB_DIR.rstrip("/")), {}).get("secret", {})
+    check(f"{name}: the web Secret is mounted there", secret.get("secretName") == "hubble-noise-web",
+          secret)
+    check(f"{name}: liveness and readiness probes use HTTPS",
+          c["livenessProbe"]["httpGet"].get("scheme") == "HTTPS"
+          and c["readinessProbe"]["httpGet"].get("scheme") == "HTTPS")
+    pm = kinds.get("PodMonitor", [{}])[0]
+    ep = pm.get("spec", {}).get("podMetricsEndpoints", [{}])[0]
+    check(f"{name}: the PodMonitor scrapes with https, the Secret's CA, the service name and basic auth",
+          ep.get("scheme") == "https"
+          and ep.get("tlsConfig", {}).get("ca", {}).get("secret") == {"name": "hubble-noise-web", "key": "ca.crt"}
+          and ep.get("tlsConfig", {}).get("serverName") == "hubble-noise.kube-system.svc"
+          and ep.get("basicAuth", {}).get("password") == {"name": "scrape-auth", "key": "password"}, ep)
 
 
 def main():

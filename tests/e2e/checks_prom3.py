@@ -14,8 +14,10 @@ under test is 3.x). Standard library only; one PASS/FAIL line per check, then
   with exemplars, and classic text without, respectively.
 """
 import argparse
+import base64
 import json
 import re
+import ssl
 import sys
 import time
 import urllib.error
@@ -47,9 +49,14 @@ def recording_uuid(uuid, known):
     return m[1] if m and m[1] in known else None
 
 
-def fetch_metrics(url, accept):
-    req = urllib.request.Request(url, headers={"Accept": accept})
-    with urllib.request.urlopen(req, timeout=5) as r:
+def fetch_metrics(url, accept, ca_file=None, basic_auth=None):
+    """GET url with Accept; over TLS trusting ca_file, with basic auth "user:password"."""
+    headers = {"Accept": accept}
+    if basic_auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(basic_auth.encode()).decode()
+    ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
         return r.headers.get("Content-Type", ""), r.read().decode()
 
 
@@ -57,6 +64,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prom", required=True)
     ap.add_argument("--metrics", required=True, help="/metrics URL of the instance both jobs scrape")
+    ap.add_argument("--ca-file", help="CA of the daemon's TLS certificate (an https --metrics)")
+    ap.add_argument("--basic-auth", help="user:password for --metrics")
     ap.add_argument("--accept-dir", required=True, help="accept_probe.py's folder")
     ap.add_argument("--classified", required=True, help="`replay --format jsonl` of the recording")
     ap.add_argument("--version", required=True, help="the Prometheus version expected")
@@ -127,7 +136,7 @@ def main():
         if not check(f"Prometheus' Accept header for the {job} job recorded", accept):
             continue
         print(f"  Accept ({job}): {accept}", flush=True)
-        ctype, body = fetch_metrics(a.metrics, accept)
+        ctype, body = fetch_metrics(a.metrics, accept, a.ca_file, a.basic_auth)
         has_exemplar = " # {" in body
         if want_om:
             check(f"hubble-noise answers OpenMetrics, with exemplars, to the {job} job's Accept",

@@ -5,6 +5,9 @@
 # Two hubble-noise instances replay recordings (`run --replay --loop`, no cluster needed):
 #   shop: examples/recording.ndjson, expected and unexpected drops in namespace "shop";
 #   calm: the expected flows of the same recording only, in namespace "calm", 4x faster.
+# Both serve over TLS with basic auth (`metrics.web_config_file`; certificates made with
+# openssl here), and Prometheus scrapes them with `scheme: https`, `tls_config.ca_file` and
+# `basic_auth`; the script checks that plain HTTP and a missing or wrong password are refused.
 # The alert rules are deploy/prometheus/hubble-noise.rules.yml with the `for:` durations and the
 # rate windows shortened to seconds (nothing else changes), so the test ends in seconds.
 #
@@ -26,7 +29,7 @@ promtool_bin=${PROMTOOL_BIN:-promtool}
 alertmanager_bin=${ALERTMANAGER_BIN:-prometheus-alertmanager}
 amtool_bin=${AMTOOL_BIN:-amtool}
 
-for tool in "$prometheus_bin" "$alertmanager_bin" "$promtool_bin" "$amtool_bin" python3; do
+for tool in "$prometheus_bin" "$alertmanager_bin" "$promtool_bin" "$amtool_bin" python3 openssl curl; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     if [ "${HUBBLE_NOISE_REQUIRE_TOOLS:-}" = 1 ]; then
       echo "e2e: $tool is required (HUBBLE_NOISE_REQUIRE_TOOLS=1) but not installed" >&2
@@ -84,10 +87,11 @@ for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()')
 
-# wait_http URL SECONDS: until URL answers 2xx, or fail.
+# wait_http URL SECONDS [CURL ARGS...]: until URL answers 2xx, or fail.
 wait_http() {
   local url=$1 deadline=$((SECONDS + $2))
-  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+  shift 2
+  until curl -fsS -o /dev/null "$@" "$url" 2>/dev/null; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "e2e: $url did not answer within $2 s" >&2
       return 1
@@ -123,10 +127,40 @@ namespace = ["e2e-nowhere"]
 TOML
 } >"$tmp/shop/rules.toml"
 
+# --- web security: a CA, a server certificate for 127.0.0.1, a bcrypt user -----------------
+tls=$tmp/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=e2e-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+  -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hubble-noise \
+  -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+  >"$tls/server.ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+  -days 1 -extfile "$tls/server.ext" -out "$tls/server.crt" 2>/dev/null
+# The password of user "prometheus" is e2e-password; its bcrypt hash (cost 10) is fixed here
+# because htpasswd (`htpasswd -nBC 10 prometheus`) is not always installed.
+web_user=prometheus
+web_password=e2e-password
+cat >"$tls/web-config.yml" <<'YAML'
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+basic_auth_users:
+  prometheus: $2b$10$fAUXnsn/MUkEi2KSaKiQt.LlCZtfieVfVNXMPpEEd1z.txq/Lv0Jm
+http_server_config:
+  headers:
+    X-Content-Type-Options: nosniff
+YAML
+https_args=(--cacert "$tls/ca.crt")
+auth_args=(--cacert "$tls/ca.crt" -u "$web_user:$web_password")
+
 write_config() { # DIR PORT
   cat >"$1/config.toml" <<TOML
 [metrics]
 listen = "127.0.0.1:$2"
+web_config_file = "$tls/web-config.yml"
 labels = ["source_namespace", "source_workload", "destination_namespace", "destination_workload", "destination_name", "destination_port"]
 
 [classify]
@@ -194,6 +228,12 @@ alerting:
         - targets: ["127.0.0.1:$port_am"]
 scrape_configs:
   - job_name: hubble-noise
+    scheme: https
+    tls_config:
+      ca_file: $tls/ca.crt
+    basic_auth:
+      username: $web_user
+      password: $web_password
     static_configs:
       - targets: ["127.0.0.1:$port_shop", "127.0.0.1:$port_calm"]
 YAML
@@ -205,6 +245,12 @@ if [ -n "$prom3" ]; then
   cat >>"$tmp/prometheus.yml" <<YAML
   - job_name: hubble-noise-text
     scrape_protocols: [PrometheusText0.0.4]
+    scheme: https
+    tls_config:
+      ca_file: $tls/ca.crt
+    basic_auth:
+      username: $web_user
+      password: $web_password
     static_configs:
       - targets: ["127.0.0.1:$port_shop"]
   - job_name: accept-probe-openmetrics
@@ -242,16 +288,40 @@ fi
 pids+=($!)
 
 wait_http "http://127.0.0.1:$port_am/-/ready" 30
-wait_http "http://127.0.0.1:$port_shop/readyz" 30
-wait_http "http://127.0.0.1:$port_calm/readyz" 30
+wait_http "https://127.0.0.1:$port_shop/readyz" 30 "${https_args[@]}"
+wait_http "https://127.0.0.1:$port_calm/readyz" 30 "${https_args[@]}"
 wait_http "http://127.0.0.1:$port_prom/-/ready" 30
+
+# web_checks: what the daemon serves to a client without the right credentials or without TLS.
+web_checks() {
+  local url="https://127.0.0.1:$port_shop" code fails=0
+  # check NAME OK
+  check() {
+    if [ "$2" = 1 ]; then echo "PASS $1"; else echo "FAIL $1"; fails=1; fi
+  }
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${https_args[@]}" "$url/metrics")
+  check "web: /metrics without a password is refused (401, got $code)" "$([ "$code" = 401 ] && echo 1)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${https_args[@]}" -u "$web_user:wrong" "$url/metrics")
+  check "web: /metrics with a wrong password is refused (401, got $code)" "$([ "$code" = 401 ] && echo 1)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${https_args[@]}" -X POST "$url/-/reload")
+  check "web: POST /-/reload without a password is refused (401, got $code)" "$([ "$code" = 401 ] && echo 1)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${auth_args[@]}" "$url/metrics")
+  check "web: /metrics with the password over TLS answers (200, got $code)" "$([ "$code" = 200 ] && echo 1)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${https_args[@]}" "$url/healthz")
+  check "web: /healthz stays open for the kubelet (200, got $code)" "$([ "$code" = 200 ] && echo 1)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -u "$web_user:$web_password" "http://127.0.0.1:$port_shop/metrics" || true)
+  check "web: plain HTTP on the TLS port is refused (400, got $code)" "$([ "$code" = 400 ] && echo 1)"
+  return "$fails"
+}
 
 rc=0
 python3 tests/e2e/checks.py --prom "http://127.0.0.1:$port_prom" --am "http://127.0.0.1:$port_am" \
   --dashboard dashboards/hubble-noise.json --timeout 90 | tee "$tmp/checks.out" || rc=$?
+web_checks | tee -a "$tmp/checks.out" || rc=$?
 if [ -n "$prom3" ]; then
   python3 tests/e2e/checks_prom3.py --prom "http://127.0.0.1:$port_prom" \
-    --metrics "http://127.0.0.1:$port_shop/metrics" --accept-dir "$tmp/accept" \
+    --metrics "https://127.0.0.1:$port_shop/metrics" --ca-file "$tls/ca.crt" \
+    --basic-auth "$web_user:$web_password" --accept-dir "$tmp/accept" \
     --classified "$tmp/classified.jsonl" --version "$prom_version" --timeout 30 \
     | tee -a "$tmp/checks.out" || rc=$?
 fi

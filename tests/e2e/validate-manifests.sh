@@ -2,9 +2,10 @@
 # Static checks of the alert rules, the dashboard and the Kubernetes manifests:
 #   - deploy/generate.sh --check: the PrometheusRule and the dashboard ConfigMap match their sources;
 #   - promtool check rules / test rules on deploy/prometheus;
-#   - kustomize renders deploy/base, deploy/standalone and the sidecar components applied to a
-#     hubble-relay Deployment shaped like Cilium's (tests/deploy/), and `kubectl patch --local`
-#     gives the same result;
+#   - kustomize renders deploy/base, deploy/standalone (also with the deploy/web-security
+#     component: TLS and basic auth) and the sidecar components applied to a hubble-relay
+#     Deployment shaped like Cilium's (tests/deploy/), and `kubectl patch --local` gives the
+#     same result;
 #   - the rendered objects pass kubernetes-validate --strict (PyPI), and the checks of
 #     validate_manifests.py (security context, probes, selectors, mTLS secret, config accepted
 #     by `hubble-noise check`, ...);
@@ -44,12 +45,13 @@ promtool check rules deploy/prometheus/hubble-noise.rules.yml
 echo "== kustomize"
 kubectl kustomize deploy/base >"$tmp/base.yaml"
 kubectl kustomize deploy/standalone >"$tmp/standalone.yaml"
+kubectl kustomize tests/deploy/standalone-web >"$tmp/standalone-web.yaml"
 for v in plaintext mtls; do
   kubectl kustomize "tests/deploy/sidecar-$v" >"$tmp/sidecar-$v.yaml"
   kubectl patch --local -f tests/deploy/cilium/hubble-relay.yaml --type strategic \
     --patch-file "deploy/sidecar/$v/relay-patch.yaml" -o yaml >"$tmp/sidecar-$v.patched.yaml"
 done
-echo "rendered: base, standalone, sidecar-plaintext, sidecar-mtls"
+echo "rendered: base, standalone, standalone-web, sidecar-plaintext, sidecar-mtls"
 
 echo "== manifests"
 python3 tests/e2e/validate_manifests.py "$tmp" "$bin"

@@ -244,6 +244,9 @@ def check_variant(variant, docs, bin_path, rules, render_dir):
           dash and dash["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
           and json.loads(dash["data"]["hubble-noise.json"]) == want)
 
+    if variant.endswith("-web"):
+        check_web(variant, by_kind, c, volumes, env, pm)
+
     # The config as the container sees it (files of the ConfigMap + the container's env)
     # passes `hubble-noise check`.
     cm = configmaps.get(cm_name or "", {}).get("data", {})
@@ -253,10 +256,48 @@ def check_variant(variant, docs, bin_path, rules, render_dir):
                 f.write(v)
         run_env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBLE_NOISE_")}
         run_env.update({k: v for k, v in env.items() if v is not None})
+        if "HUBBLE_NOISE_METRICS__WEB_CONFIG_FILE" in env:
+            run_env["HUBBLE_NOISE_METRICS__WEB_CONFIG_FILE"] = web_files(by_kind, tmp)
         r = subprocess.run([bin_path, "check", "-c", os.path.join(tmp, "config.toml")],
                            capture_output=True, text=True, env=run_env)
         check(f"{variant}: hubble-noise check accepts the mounted config with the container's env",
               r.returncode == 0 and "config.toml" in cm, r.stdout + r.stderr)
+
+
+def check_web(variant, by_kind, c, volumes, env, pm):
+    """deploy/web-security: the web config mounted with the certificate beside it, probes over
+    HTTPS, the PodMonitor scraping with TLS and basic auth from Secrets that exist."""
+    secrets = {d["metadata"]["name"]: d for d in by_kind.get("Secret", [])}
+    path = env.get("HUBBLE_NOISE_METRICS__WEB_CONFIG_FILE") or ""
+    mount = next((m for m in c.get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")), None)
+    sources = volumes.get(mount["name"] if mount else "", {}).get("projected", {}).get("sources", [])
+    files = {i["path"]: s["secret"]["name"] for s in sources for i in s.get("secret", {}).get("items", [])}
+    check(f"{variant}: the web config and the certificate are mounted in one folder",
+          files.get("web-config.yml") == "hubble-noise-web"
+          and files.get("tls.crt") == files.get("tls.key") == "hubble-noise-web-tls", files)
+    check(f"{variant}: liveness and readiness probes use HTTPS",
+          c["livenessProbe"]["httpGet"].get("scheme") == "HTTPS"
+          and c["readinessProbe"]["httpGet"].get("scheme") == "HTTPS")
+    ep = (pm or {}).get("spec", {}).get("podMetricsEndpoints", [{}])[0]
+    auth = ep.get("basicAuth", {})
+    check(f"{variant}: the PodMonitor scrapes with https, a CA and basic auth from a Secret",
+          ep.get("scheme") == "https" and ep.get("tlsConfig", {}).get("ca", {}).get("secret")
+          and auth.get("username", {}).get("name") in secrets
+          and auth.get("password", {}).get("name") in secrets, ep)
+
+
+def web_files(by_kind, tmp):
+    """The web config of Secret hubble-noise-web, with a throwaway certificate beside it (the
+    real one is the user's): its path, for `hubble-noise check`."""
+    secret = next(d for d in by_kind.get("Secret", []) if d["metadata"]["name"] == "hubble-noise-web")
+    web = os.path.join(tmp, "web-config.yml")
+    with open(web, "w") as f:
+        f.write(secret["stringData"]["web-config.yml"])
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "1", "-subj", "/CN=hubble-noise.kube-system.svc",
+                    "-keyout", os.path.join(tmp, "tls.key"), "-out", os.path.join(tmp, "tls.crt")],
+                   check=True, capture_output=True)
+    return web
 
 
 def main():
@@ -265,7 +306,7 @@ def main():
     check("docs/METRICS.md lists the metrics", len(metrics) >= 17, len(metrics))
     check_dashboard(metrics)
     rules = check_rules(metrics)
-    for variant in ("base", "sidecar-plaintext", "sidecar-mtls", "standalone"):
+    for variant in ("base", "sidecar-plaintext", "sidecar-mtls", "standalone", "standalone-web"):
         docs = load(os.path.join(render_dir, f"{variant}.yaml"))
         if variant == "base":
             kinds = sorted(d["kind"] for d in docs)

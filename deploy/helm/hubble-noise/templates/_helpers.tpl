@@ -45,6 +45,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Where the relay's client certificate is mounted. */}}
 {{- define "hubble-noise.tlsDir" -}}/var/lib/hubble-noise/tls{{- end -}}
 
+{{/* Where metrics.webSecurity.existingSecret (web-config.yml and its files) is mounted. */}}
+{{- define "hubble-noise.webDir" -}}/etc/hubble-noise-web{{- end -}}
+
 {{/* Where config.toml, the rule files and the policy files are mounted. */}}
 {{- define "hubble-noise.configDir" -}}/etc/hubble-noise{{- end -}}
 
@@ -91,6 +94,9 @@ strings, which are valid TOML basic strings. */}}
   "classify" (dict "rule_files" (keys .Values.rules | sortAlpha) "policy_files" (keys .Values.policies | sortAlpha))
   "dns" dict
   "log" dict -}}
+{{- if .Values.metrics.webSecurity.enabled -}}
+{{- $_ := set $own.metrics "web_config_file" (printf "%s/web-config.yml" (include "hubble-noise.webDir" .)) -}}
+{{- end -}}
 {{- if .Values.relay.tls.enabled -}}
 {{- $_ := set $own.relay "server_name" .Values.relay.tls.serverName -}}
 {{- $_ := set $own.relay "ca_file" (printf "%s/ca.crt" $tls) -}}
