@@ -14,6 +14,8 @@
 //!    reason, rule; built from the config by [`load`].
 //! 4. [`metrics`]: every Prometheus metric, one group per file, behind the cardinality guard;
 //!    served by [`server`] (with [`stall`] guarding slow clients) — or printed by [`cmd`].
+//! 5. [`export`]: the flow log, classified flows as JSON lines, off the pipeline's thread
+//!    through a bounded queue (a slow reader drops lines, never counts).
 //!
 //! Around it: [`cli`] and [`cmd`] (one file per command); [`config`] (defaults < file <
 //! environment, files read through [`read`]); [`daemon`] (`run`'s tasks, each under
@@ -32,6 +34,7 @@ pub mod daemon;
 pub mod dedup;
 pub mod dns;
 pub mod enums;
+pub mod export;
 pub mod flow;
 pub mod health;
 pub mod load;

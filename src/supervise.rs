@@ -32,6 +32,8 @@ pub enum Task {
     Pipeline,
     /// The reloader: `POST /-/reload`, `SIGHUP`, watched files.
     Reloader,
+    /// The flow log's writer thread (`[export]`): it ends only after the pipeline.
+    Export,
 }
 
 impl Task {
@@ -43,6 +45,7 @@ impl Task {
             Task::Replay => "replay",
             Task::Pipeline => "pipeline",
             Task::Reloader => "reloader",
+            Task::Export => "flow_log_writer",
         }
     }
 }

@@ -10,7 +10,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::schema::Config;
 
 /// The sections an environment variable may address.
-pub const SECTIONS: [&str; 5] = ["relay", "metrics", "classify", "dns", "log"];
+pub const SECTIONS: [&str; 6] = ["relay", "metrics", "classify", "dns", "log", "export"];
 
 /// One variable that addresses a key of a known section.
 #[derive(Debug, Clone)]

@@ -96,6 +96,8 @@ pub async fn run_daemon(
     let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
     metrics.set_rules(classifier.rules.rules());
     metrics.record_reload(true);
+    let (export, export_writer) =
+        crate::export::Exporter::start(&cfg.export, metrics.export_counters())?;
     let (cls_tx, cls_rx) = watch::channel(Arc::new(classifier));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
@@ -135,6 +137,7 @@ pub async fn run_daemon(
         Task::Pipeline,
         pipeline::pipeline_task(
             crate::pipeline::Pipeline::new(&cfg),
+            export,
             cls_rx,
             metrics.clone(),
             rx,
@@ -142,6 +145,9 @@ pub async fn run_daemon(
             beat_interval(cfg.metrics.pipeline_stall_timeout),
         ),
     );
+    if let Some(w) = export_writer {
+        tasks.spawn_blocking(Task::Export, move || w.run());
+    }
     // Held until shutdown, so the pipeline's input closes only then: a source that ends (a
     // replay without --loop) leaves the pipeline idle, and a pipeline that ends before
     // shutdown is always a failure.

@@ -8,15 +8,18 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::observer::GetFlowsResponse;
 use crate::classify::Classifier;
+use crate::export::Exporter;
 use crate::health::Heartbeat;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::supervise::TaskResult;
 
 /// The one task that owns the pipeline. Beats `heartbeat` around every batch and every
-/// `beat_every` while idle; ends only when its input closes (at shutdown).
+/// `beat_every` while idle; ends only when its input closes (at shutdown). Counted flows are
+/// offered to the flow log (`export`).
 pub(super) async fn pipeline_task(
     mut pipeline: Pipeline,
+    mut export: Exporter,
     mut cls_rx: watch::Receiver<Arc<Classifier>>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<GetFlowsResponse>,
@@ -44,6 +47,7 @@ pub(super) async fn pipeline_task(
             metrics.observe_response(&resp);
             let outcome = pipeline.process(&resp, &classifier);
             metrics.record_outcome(&outcome);
+            export.offer(&outcome, &classifier);
         }
         metrics.set_dns_cache_entries(pipeline.names.len());
         for (reason, n) in pipeline.names.take_ignored() {
