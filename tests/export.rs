@@ -393,6 +393,43 @@ fn config_errors_name_the_file_line_and_key() {
 }
 
 #[test]
+fn check_says_where_the_flow_log_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = plain_config(
+        dir.path(),
+        "class = \"all\"\npath = \"f.jsonl\"\nmax_size = 4096",
+    );
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let want = format!(
+        "flow log: all flows to {} (rotated at 4096 bytes, 3 kept), queue 10000",
+        dir.path().join("f.jsonl").display()
+    );
+    assert!(text.contains(&want), "{text}");
+}
+
+/// The root config.toml documents every key of `[export]` with its default.
+#[test]
+fn the_root_config_documents_the_defaults() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let loaded = Config::load_with_env(Some(&root), Vec::new()).unwrap();
+    assert_eq!(loaded.config.export, Config::default().export);
+    let text = std::fs::read_to_string(&root).unwrap();
+    for key in [
+        "enabled =",
+        "class =",
+        "path =",
+        "max_size =",
+        "max_files =",
+        "queue =",
+    ] {
+        let section = &text[text.find("[export]").unwrap()..];
+        assert!(section.contains(key), "[export] {key} missing");
+    }
+}
+
+#[test]
 fn a_missing_folder_is_a_start_up_error() {
     let dir = tempfile::tempdir().unwrap();
     let rec = recording(dir.path(), 1);

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 /// Bytes buffered before a write even while more lines are queued.
 pub const BATCH_BYTES: usize = 64 * 1024;
 
-/// A failed write: why, and how many buffered lines it lost.
+/// A failed write: why, and how many lines it lost (and wrote, before it failed).
 #[derive(Debug)]
 pub struct WriteFailed {
+    /// Lines written before the failure.
+    pub written: u64,
     /// Lines lost (buffered lines whose write failed).
     pub lost: u64,
     /// The error.
@@ -47,6 +49,17 @@ struct LogFile {
     max_files: usize,
     /// Open file, its size (bytes written), and whether it rotates (a regular file).
     open: Option<(File, u64, bool)>,
+}
+
+impl WriteFailed {
+    fn new(written: u64, lost: u64, error: io::Error, doing: &'static str) -> Self {
+        Self {
+            written,
+            lost,
+            error,
+            doing,
+        }
+    }
 }
 
 impl Sink {
@@ -80,41 +93,47 @@ impl Sink {
     }
 
     /// Adds one line (ending in `\n`); writes the batch first when the file must rotate or
-    /// the batch is full. Returns the lines written by that write.
+    /// the batch is full. Returns the lines written by those writes; on failure, the error
+    /// says how many were written and how many lost (this line among them when it was).
     pub fn push(&mut self, line: &[u8]) -> Result<u64, WriteFailed> {
         let mut written = 0;
         if let Target::File(f) = &mut self.target {
-            let buffered = self.buf.len() as u64;
             if let Err(error) = f.ensure_open() {
-                // Nothing is buffered while the file is closed: only this line is lost.
-                return Err(WriteFailed {
-                    lost: 1,
-                    error,
-                    doing: "open",
-                });
+                // A closed file holds no batch (a failed write drops it): only this line.
+                return Err(WriteFailed::new(0, 1, error, "open"));
             }
-            if f.must_rotate(buffered, line.len() as u64) {
-                written = self.flush()?;
-                if let Target::File(f) = &mut self.target {
-                    if let Err(error) = f.rotate() {
-                        // The line still goes into the current file.
-                        self.buf.extend_from_slice(line);
-                        self.pending += 1;
-                        return Err(WriteFailed {
-                            lost: 0,
-                            error,
-                            doing: "rotate",
-                        });
-                    }
+            if f.must_rotate(self.buf.len() as u64, line.len() as u64) {
+                written = self.flush().map_err(|mut e| {
+                    e.lost += 1; // this line goes with its batch
+                    e
+                })?;
+                if let Err(error) = self.rotate() {
+                    // The line still goes into the current file.
+                    self.buffer(line);
+                    return Err(WriteFailed::new(written, 0, error, "rotate"));
                 }
             }
         }
-        self.buf.extend_from_slice(line);
-        self.pending += 1;
+        self.buffer(line);
         if self.buf.len() >= BATCH_BYTES {
-            written += self.flush()?;
+            written += self.flush().map_err(|mut e| {
+                e.written += written;
+                e
+            })?;
         }
         Ok(written)
+    }
+
+    fn buffer(&mut self, line: &[u8]) {
+        self.buf.extend_from_slice(line);
+        self.pending += 1;
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        match &mut self.target {
+            Target::File(f) => f.rotate(),
+            Target::Stdout => Ok(()),
+        }
     }
 
     /// Writes the buffered lines; returns how many were written. On failure they are lost
@@ -134,11 +153,7 @@ impl Sink {
         self.buf.clear();
         match result {
             Ok(()) => Ok(n),
-            Err(error) => Err(WriteFailed {
-                lost: n,
-                error,
-                doing: "write",
-            }),
+            Err(error) => Err(WriteFailed::new(0, n, error, "write")),
         }
     }
 }
@@ -295,6 +310,25 @@ mod tests {
         sink.flush().unwrap();
         assert_eq!(read(&path), String::from_utf8(line(2)).unwrap());
         assert!(!numbered(&path, 1).exists());
+    }
+
+    #[test]
+    fn a_failed_write_counts_its_batch_as_lost() {
+        let full = Path::new("/dev/full"); // every write: ENOSPC
+        if !full.exists() {
+            eprintln!("skipped: no /dev/full on this system");
+            return;
+        }
+        let mut sink = Sink::file(full, 1024, 3); // a device: never rotated
+        for i in 0..3 {
+            assert_eq!(sink.push(&line(i)).unwrap(), 0);
+        }
+        let e = sink.flush().unwrap_err();
+        assert_eq!((e.written, e.lost, e.doing), (0, 3, "write"));
+        assert_eq!(sink.pending(), 0);
+        // The next batch is tried again (the file is reopened), and fails the same way.
+        sink.push(&line(4)).unwrap();
+        assert_eq!(sink.flush().unwrap_err().lost, 1);
     }
 
     #[test]

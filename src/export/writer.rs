@@ -52,6 +52,7 @@ impl Writer {
         match r {
             Ok(n) => self.counters.record_written(n),
             Err(e) => {
+                self.counters.record_written(e.written);
                 self.counters.record_dropped(e.lost);
                 if let Some(suppressed) = errors.due() {
                     tracing::warn!(
