@@ -1,8 +1,9 @@
 //! The daemon (`run`, PRODUCT.md §2, §8, §9): one task per concern, each supervised.
 //!
 //! The HTTP server, the source (relay stream or `--replay` recording), the reloader
-//! ([`reload`]: `POST /-/reload`, `SIGHUP`, changes of watched files), and ONE pipeline task
-//! (`pipeline`) that owns the [`crate::pipeline::Pipeline`] and updates the metrics. A task
+//! ([`reload`]: `POST /-/reload`, `SIGHUP`, changes of watched files), ONE pipeline task
+//! (`pipeline`) that owns the [`crate::pipeline::Pipeline`] and updates the metrics, and, with
+//! `[export]` on, the flow log's writer thread ([`crate::export`]). A task
 //! that stops or panics ends the process with exit status 3 ([`crate::supervise`]). The
 //! source hands responses over a bounded channel, so a slow pipeline slows the stream down
 //! (the relay then reports lost events) instead of growing memory.

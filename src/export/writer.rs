@@ -26,6 +26,8 @@ impl Writer {
     /// Writes lines until every sender is gone (the pipeline stopped), then the rest of the
     /// queue. Blocks: run it on a thread of its own.
     pub fn run(mut self) -> TaskResult {
+        #[cfg(debug_assertions)]
+        let hook = crate::supervise::hooks::from_env();
         let mut errors = RateLimited::default();
         loop {
             let line = match self.rx.try_recv() {
@@ -40,6 +42,8 @@ impl Writer {
                 }
                 Err(TryRecvError::Disconnected) => break,
             };
+            #[cfg(debug_assertions)]
+            crate::supervise::hooks::before_line(hook.as_ref());
             let r = self.sink.push(&line);
             self.count(r, &mut errors);
         }
