@@ -14,7 +14,9 @@
 //!    reason, rule; built from the config by [`load`].
 //! 4. [`metrics`]: every Prometheus metric, one group per file, behind the cardinality guard;
 //!    served by [`server`] (with [`stall`] guarding slow clients, [`web`] its TLS and basic
-//!    auth) — or printed by [`cmd`].
+//!    auth, [`triage`] the page and API of recent flows) — or printed by [`cmd`].
+//! 5. [`export`]: the flow log, classified flows as JSON lines, off the pipeline's thread
+//!    through a bounded queue (a slow reader drops lines, never counts).
 //!
 //! Around it: [`cli`] and [`cmd`] (one file per command); [`config`] (defaults < file <
 //! environment, files read through [`read`]); [`daemon`] (`run`'s tasks, each under
@@ -33,6 +35,7 @@ pub mod daemon;
 pub mod dedup;
 pub mod dns;
 pub mod enums;
+pub mod export;
 pub mod flow;
 pub mod health;
 pub mod load;

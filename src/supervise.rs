@@ -32,6 +32,8 @@ pub enum Task {
     Pipeline,
     /// The reloader: `POST /-/reload`, `SIGHUP`, watched files.
     Reloader,
+    /// The flow log's writer thread (`[export]`): it ends only after the pipeline.
+    Export,
 }
 
 impl Task {
@@ -43,6 +45,7 @@ impl Task {
             Task::Replay => "replay",
             Task::Pipeline => "pipeline",
             Task::Reloader => "reloader",
+            Task::Export => "flow_log_writer",
         }
     }
 }
@@ -141,7 +144,9 @@ impl Supervisor {
 ///
 /// - `panic-pipeline`: the pipeline task panics on its first batch;
 /// - `stall-pipeline-while=PATH`: every batch waits while `PATH` exists (a stuck pipeline
-///   with its input queued; remove the file and it goes on).
+///   with its input queued; remove the file and it goes on);
+/// - `panic-flow-log-writer`: the flow log's writer thread (`[export]`) panics on its first
+///   line.
 #[cfg(debug_assertions)]
 pub mod hooks {
     use std::path::PathBuf;
@@ -157,6 +162,8 @@ pub mod hooks {
         PanicPipeline,
         /// Block the pipeline while the file exists.
         StallPipelineWhile(PathBuf),
+        /// Panic in the flow log's writer.
+        PanicFlowLogWriter,
     }
 
     /// The hook the environment asks for; an unknown value is ignored with a warning.
@@ -164,6 +171,8 @@ pub mod hooks {
         let v = std::env::var(ENV).ok()?;
         let hook = if v == "panic-pipeline" {
             Hook::PanicPipeline
+        } else if v == "panic-flow-log-writer" {
+            Hook::PanicFlowLogWriter
         } else if let Some(p) = v.strip_prefix("stall-pipeline-while=") {
             Hook::StallPipelineWhile(PathBuf::from(p))
         } else {
@@ -177,13 +186,20 @@ pub mod hooks {
     /// Runs the hook at the start of a pipeline batch.
     pub async fn before_batch(hook: Option<&Hook>) {
         match hook {
-            None => {}
+            None | Some(Hook::PanicFlowLogWriter) => {}
             Some(Hook::PanicPipeline) => panic!("test hook: pipeline panic"),
             Some(Hook::StallPipelineWhile(p)) => {
                 while p.exists() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
+        }
+    }
+
+    /// Runs the hook before the flow log's writer writes a line.
+    pub fn before_line(hook: Option<&Hook>) {
+        if hook == Some(&Hook::PanicFlowLogWriter) {
+            panic!("test hook: flow log writer panic");
         }
     }
 }

@@ -196,6 +196,31 @@ fn a_panic_in_the_pipeline_ends_the_process_with_a_log_line_naming_it() {
     assert!(line.contains("test hook: pipeline panic"), "{line}");
 }
 
+/// The flow log's writer is a core task: if it dies, the daemon does not count on with the
+/// flow log silently gone.
+#[test]
+fn a_panic_in_the_flow_log_writer_ends_the_process_with_a_log_line_naming_it() {
+    if !hooks_compiled_in() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recording(dir.path(), 10);
+    let cfg = config(
+        dir.path(),
+        "\n[export]\nenabled = true\npath = \"flows.jsonl\"\n",
+    );
+    let mut d = Daemon::start(&cfg, &rec, Some("panic-flow-log-writer"));
+    let status = d.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(i32::from(EXIT_TASK_STOPPED)),
+        "{status}; log:\n{}",
+        d.log.join("\n")
+    );
+    let line = d.wait_line(&["core task stopped", "flow_log_writer", "panicked"]);
+    assert!(line.contains("test hook: flow log writer panic"), "{line}");
+}
+
 #[tokio::test]
 async fn healthz_fails_while_the_pipeline_is_stalled_and_recovers_when_it_goes_on() {
     if !hooks_compiled_in() {

@@ -58,6 +58,7 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         tags.join(", ")
     };
     let _ = writeln!(out, "expected log tags: {tags}");
+    flow_log(&mut out, cfg);
     dns_servers(&mut out, cfg);
     rules(&mut out, &classifier, cfg);
     policies(&mut out, &classifier, cfg);
@@ -67,6 +68,30 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     let _ = writeln!(out, "ok");
     let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[export]`, when on: which flows go where.
+fn flow_log(out: &mut String, cfg: &Config) {
+    let e = &cfg.export;
+    if !e.enabled {
+        return;
+    }
+    let class = match e.class {
+        crate::config::ExportClass::Unexpected => "unexpected",
+        crate::config::ExportClass::Expected => "expected",
+        crate::config::ExportClass::All => "all",
+    };
+    let to = if e.to_stdout() {
+        "standard output".to_string()
+    } else {
+        format!(
+            "{} (rotated at {} bytes, {} kept)",
+            e.path.display(),
+            e.max_size,
+            e.max_files
+        )
+    };
+    let _ = writeln!(out, "flow log: {class} flows to {to}, queue {}", e.queue);
 }
 
 /// Whose DNS answers are learned.

@@ -10,7 +10,9 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::schema::Config;
 
 /// The sections an environment variable may address.
-pub const SECTIONS: [&str; 6] = ["relay", "metrics", "classify", "dns", "log", "triage"];
+pub const SECTIONS: [&str; 7] = [
+    "relay", "metrics", "classify", "dns", "log", "triage", "export",
+];
 
 /// One variable that addresses a key of a known section.
 #[derive(Debug, Clone)]

@@ -114,6 +114,9 @@ impl Config {
         };
         self.classify.rule_files.iter_mut().for_each(fix);
         self.classify.policy_files.iter_mut().for_each(fix);
+        if !self.export.to_stdout() {
+            fix(&mut self.export.path);
+        }
         for p in [
             &mut self.relay.ca_file,
             &mut self.relay.cert_file,

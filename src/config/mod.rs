@@ -18,7 +18,9 @@ mod validate;
 pub use env::SECTIONS;
 pub use loaded::{ConfigError, Loaded};
 pub use schema::{
-    CONTEXT_LABELS, ClassifyConfig, Config, DnsConfig, DnsScope, LogConfig, LogFormat,
-    MetricsConfig, RelayConfig, TriageConfig,
+    CONTEXT_LABELS, ClassifyConfig, Config, DnsConfig, DnsScope, ExportClass, ExportConfig,
+    LogConfig, LogFormat, MetricsConfig, RelayConfig, TriageConfig,
 };
-pub use validate::{MAX_BACKOFF, MAX_COUNT, MAX_DURATION};
+pub use validate::{
+    MAX_BACKOFF, MAX_COUNT, MAX_DURATION, MAX_EXPORT_FILES, MAX_EXPORT_QUEUE, MIN_EXPORT_SIZE,
+};

@@ -1,6 +1,6 @@
 //! The configuration's schema: one struct per section (`[relay]`, `[metrics]`, `[classify]`,
-//! `[dns]`, `[log]`, `[triage]`), each with its defaults, as serde reads them from TOML and the
-//! environment.
+//! `[dns]`, `[log]`, `[triage]`, `[export]`), each with its defaults, as serde reads them from
+//! TOML and the environment.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +41,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The triage store, page and API (PRODUCT.md §12).
     pub triage: TriageConfig,
+    /// The flow log: classified flows as JSON lines.
+    pub export: ExportConfig,
     /// Inline rules (read by the rule loader, evaluated before rule files).
     #[serde(skip_serializing)]
     pub rule: Option<Vec<toml::Value>>,
@@ -290,4 +292,55 @@ impl Default for TriageConfig {
             max_groups: 2_000,
         }
     }
+}
+/// `[export]`: the flow log (PRODUCT.md §12), one JSON object per classified flow of `class`,
+/// to standard output or a file rotated by size. Read at start only (a reload leaves it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Write the flow log.
+    pub enabled: bool,
+    /// Which flows: `unexpected` (default), `expected` or `all`.
+    pub class: ExportClass,
+    /// `-` for standard output, else a file (relative to the config file's folder).
+    pub path: PathBuf,
+    /// The file is rotated before a line would take it past this many bytes.
+    pub max_size: u64,
+    /// Rotated files kept (`path.1` newest … `path.N` oldest); 0 keeps none.
+    pub max_files: usize,
+    /// Lines waiting for the writer; when it is full, new lines are dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            class: ExportClass::Unexpected,
+            path: PathBuf::from("-"),
+            max_size: 100 << 20,
+            max_files: 3,
+            queue: 10_000,
+        }
+    }
+}
+
+impl ExportConfig {
+    /// True when the flow log goes to standard output (`path = "-"`).
+    pub fn to_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+}
+
+/// The flows the flow log carries.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportClass {
+    /// Only the unexpected ones.
+    #[default]
+    Unexpected,
+    /// Only the expected ones.
+    Expected,
+    /// Both.
+    All,
 }

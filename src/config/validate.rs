@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::duration_str;
 use super::schema::{
-    CONTEXT_LABELS, ClassifyConfig, Config, DnsConfig, MetricsConfig, RelayConfig,
+    CONTEXT_LABELS, ClassifyConfig, Config, DnsConfig, ExportConfig, MetricsConfig, RelayConfig,
 };
 use crate::located::{LocatedError, span_of};
 
@@ -22,6 +22,15 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 /// The largest count accepted for `metrics.max_series`, `classify.dedup_window` and
 /// `dns.max_entries` (memory grows with each).
 pub const MAX_COUNT: usize = 100_000_000;
+
+/// The smallest `export.max_size` accepted, in bytes (a flow line is a few hundred).
+pub const MIN_EXPORT_SIZE: u64 = 1024;
+
+/// The most lines `export.queue` may hold (each is a few hundred bytes of memory).
+pub const MAX_EXPORT_QUEUE: usize = 1_000_000;
+
+/// The most rotated files `export.max_files` may keep.
+pub const MAX_EXPORT_FILES: usize = 1000;
 
 /// Where a failed check points: the file and its text (empty for the environment).
 struct At<'a> {
@@ -53,6 +62,7 @@ impl Config {
         durations(self, &at)?;
         sizes(self, &at)?;
         dns_servers(&self.dns, &at)?;
+        export(&self.export, &at)?;
         log_tags(&self.classify, &at)
     }
 }
@@ -240,6 +250,41 @@ fn log_tags(c: &ClassifyConfig, at: &At<'_>) -> Result<(), LocatedError> {
                 format!("{t:?}: a tag is 1 to 255 characters"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// `[export]`: a path, a size that holds a line, a queue of at least one line, bounds.
+fn export(e: &ExportConfig, at: &At<'_>) -> Result<(), LocatedError> {
+    if e.path.as_os_str().is_empty() {
+        return Err(at.err(
+            &["export", "path"],
+            "must be \"-\" (standard output) or a file".into(),
+        ));
+    }
+    if !e.to_stdout() && e.path.file_name().is_none() {
+        return Err(at.err(
+            &["export", "path"],
+            format!("{:?} does not name a file", e.path),
+        ));
+    }
+    if e.max_size < MIN_EXPORT_SIZE {
+        return Err(at.err(
+            &["export", "max_size"],
+            format!("must be at least {MIN_EXPORT_SIZE} bytes"),
+        ));
+    }
+    if e.max_files > MAX_EXPORT_FILES {
+        return Err(at.err(
+            &["export", "max_files"],
+            format!("must be at most {MAX_EXPORT_FILES}"),
+        ));
+    }
+    if e.queue == 0 || e.queue > MAX_EXPORT_QUEUE {
+        return Err(at.err(
+            &["export", "queue"],
+            format!("must be 1 to {MAX_EXPORT_QUEUE} lines"),
+        ));
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! The daemon (`run`, PRODUCT.md §2, §8, §9): one task per concern, each supervised.
 //!
 //! The HTTP server, the source (relay stream or `--replay` recording), the reloader
-//! ([`reload`]: `POST /-/reload`, `SIGHUP`, changes of watched files), and ONE pipeline task
-//! (`pipeline`) that owns the [`crate::pipeline::Pipeline`] and updates the metrics. A task
+//! ([`reload`]: `POST /-/reload`, `SIGHUP`, changes of watched files), ONE pipeline task
+//! (`pipeline`) that owns the [`crate::pipeline::Pipeline`] and updates the metrics, and, with
+//! `[export]` on, the flow log's writer thread ([`crate::export`]). A task
 //! that stops or panics ends the process with exit status 3 ([`crate::supervise`]). The
 //! source hands responses over a bounded channel, so a slow pipeline slows the stream down
 //! (the relay then reports lost events) instead of growing memory.
@@ -82,8 +83,8 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Runs the daemon on `listener` until `shutdown` completes: server, source, reloader and the
 /// pipeline, each supervised ([`Supervisor`]). Returns an error when the rules or the web
 /// config cannot be loaded at start, and a [`TaskStopped`] when a task ended or panicked
-/// before `shutdown` (the others are stopped first). A `--replay` without `--loop` ends its source when the file
-/// ends; the daemon then keeps serving what it counted until `shutdown`.
+/// before `shutdown` (the others are stopped first). A `--replay` without `--loop` ends its
+/// source when the file ends; the daemon then keeps serving what it counted until `shutdown`.
 pub async fn run_daemon(
     loaded: Loaded,
     input: Input,
@@ -98,29 +99,25 @@ pub async fn run_daemon(
     let metrics = Arc::new(Metrics::new(&cfg.metrics, env!("CARGO_PKG_VERSION")));
     metrics.set_rules(classifier.rules.rules());
     metrics.record_reload(true);
+    let (sinks, export_writer) = sinks(&cfg, &metrics)?;
     let (cls_tx, cls_rx) = watch::channel(Arc::new(classifier));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let heartbeat = Arc::new(Heartbeat::new());
-
-    let mut state = AppState::new(metrics.clone(), Some(reload_tx));
-    state.write_stall_timeout = cfg.metrics.client_stall_timeout;
-    state.max_connections = cfg.metrics.max_connections;
-    state.web = Arc::new(crate::web::WebHandle::new(web));
-    let web = state.web.clone();
-    state.pipeline = Some(PipelineHealth {
+    let health = PipelineHealth {
         heartbeat: heartbeat.clone(),
         queue: tx.downgrade(),
         stall_timeout: cfg.metrics.pipeline_stall_timeout,
-    });
-    let triage = cfg
-        .triage
-        .enabled
-        .then(|| Arc::new(crate::triage::Triage::new(&cfg.triage)));
-    state.triage.clone_from(&triage);
-    let state = Arc::new(state);
-    state.ready.store(true, Ordering::Relaxed);
+    };
+    let state = Arc::new(app_state(
+        &cfg,
+        &metrics,
+        reload_tx,
+        web,
+        health,
+        sinks.triage.clone(),
+    ));
 
     let mut tasks = Supervisor::new();
     tasks.spawn(
@@ -130,7 +127,7 @@ pub async fn run_daemon(
             Targets::of(loaded.path.as_deref(), &cfg),
             metrics.clone(),
             cls_tx,
-            web,
+            state.web.clone(),
             reload_rx,
             stopped(stop_rx.clone()),
         ),
@@ -145,14 +142,17 @@ pub async fn run_daemon(
         Task::Pipeline,
         pipeline::pipeline_task(
             crate::pipeline::Pipeline::new(&cfg),
+            sinks,
             cls_rx,
             metrics.clone(),
             rx,
             heartbeat,
             beat_interval(cfg.metrics.pipeline_stall_timeout),
-            triage,
         ),
     );
+    if let Some(w) = export_writer {
+        tasks.spawn_blocking(Task::Export, move || w.run());
+    }
     // Held until shutdown, so the pipeline's input closes only then: a source that ends (a
     // replay without --loop) leaves the pipeline idle, and a pipeline that ends before
     // shutdown is always a failure.
@@ -164,6 +164,40 @@ pub async fn run_daemon(
         Some(f) => Err(f.into()),
         None => Ok(()),
     }
+}
+
+/// The flow log (and its writer, when on) and the triage store (unless off).
+fn sinks(
+    cfg: &crate::config::Config,
+    metrics: &Metrics,
+) -> anyhow::Result<(pipeline::Sinks, Option<crate::export::writer::Writer>)> {
+    let (export, writer) = crate::export::Exporter::start(&cfg.export, metrics.export_counters())?;
+    let triage = cfg
+        .triage
+        .enabled
+        .then(|| Arc::new(crate::triage::Triage::new(&cfg.triage)));
+    Ok((pipeline::Sinks { export, triage }, writer))
+}
+
+/// What the HTTP server serves: the metrics, the reload channel, the web security in force,
+/// the pipeline's health and the triage store; ready, since the configuration is loaded.
+fn app_state(
+    cfg: &crate::config::Config,
+    metrics: &Arc<Metrics>,
+    reload_tx: mpsc::Sender<ReloadRequest>,
+    web: crate::web::WebConfig,
+    health: PipelineHealth,
+    triage: Option<Arc<crate::triage::Triage>>,
+) -> AppState {
+    let mut state = AppState::new(metrics.clone(), Some(reload_tx));
+    state.write_stall_timeout = cfg.metrics.client_stall_timeout;
+    state.max_connections = cfg.metrics.max_connections;
+    state.web = Arc::new(crate::web::WebHandle::new(web));
+    state.pipeline = Some(health);
+    state.triage = triage;
+    // Ready: the configuration is loaded.
+    state.ready.store(true, Ordering::Relaxed);
+    state
 }
 
 /// Starts the source: the relay follower, or the recording reader on a blocking thread.

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::observer::GetFlowsResponse;
 use crate::classify::Classifier;
+use crate::export::Exporter;
 use crate::health::Heartbeat;
 use crate::metrics::Metrics;
 use crate::pipeline::{Outcome, Pipeline};
@@ -15,15 +16,16 @@ use crate::supervise::TaskResult;
 use crate::triage::Triage;
 
 /// The one task that owns the pipeline. Beats `heartbeat` around every batch and every
-/// `beat_every` while idle; ends only when its input closes (at shutdown).
+/// `beat_every` while idle; ends only when its input closes (at shutdown). Counted flows are
+/// offered to the flow log (`export`).
 pub(super) async fn pipeline_task(
     mut pipeline: Pipeline,
+    mut sinks: Sinks,
     mut cls_rx: watch::Receiver<Arc<Classifier>>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<GetFlowsResponse>,
     heartbeat: Arc<Heartbeat>,
     beat_every: Duration,
-    triage: Option<Arc<Triage>>,
 ) -> TaskResult {
     #[cfg(debug_assertions)]
     let hook = crate::supervise::hooks::from_env();
@@ -46,17 +48,38 @@ pub(super) async fn pipeline_task(
             metrics.observe_response(&resp);
             let outcome = pipeline.process(&resp, &classifier);
             metrics.record_outcome(&outcome);
-            if let (Some(t), Outcome::Counted { ctx, decision }) = (&triage, &outcome) {
-                t.offer(ctx, decision, &classifier);
-            }
+            sinks.offer(&outcome, &classifier);
         }
-        if let Some(t) = &triage {
-            let (expected, unexpected) = t.lock().counts();
-            metrics.set_triage_flows(expected, unexpected);
-        }
+        sinks.after_batch(&metrics);
         metrics.set_dns_cache_entries(pipeline.names.len());
         for (reason, n) in pipeline.names.take_ignored() {
             metrics.record_dns_ignored(reason, n);
+        }
+    }
+}
+
+/// Where counted flows go besides the counters: the flow log and the triage store.
+pub(super) struct Sinks {
+    /// The flow log (`[export]`).
+    pub(super) export: Exporter,
+    /// The triage store, unless `triage.enabled = false`.
+    pub(super) triage: Option<Arc<Triage>>,
+}
+
+impl Sinks {
+    /// Offers what one response became.
+    fn offer(&mut self, outcome: &Outcome<'_>, classifier: &Classifier) {
+        self.export.offer(outcome, classifier);
+        if let (Some(t), Outcome::Counted { ctx, decision }) = (&self.triage, outcome) {
+            t.offer(ctx, decision, classifier);
+        }
+    }
+
+    /// After a batch: the triage store's size into its gauge.
+    fn after_batch(&self, metrics: &Metrics) {
+        if let Some(t) = &self.triage {
+            let (expected, unexpected) = t.lock().counts();
+            metrics.set_triage_flows(expected, unexpected);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - `relay`: the relay connection, reconnects, node states, lost events, last flow time;
 //! - `pipeline`: duplicates, decode errors, series overflow, DNS names, ambiguous names;
 //! - `daemon`: configuration reloads, stalled HTTP clients, build info;
+//! - `export`: the flow log's lines written and dropped ([`ExportCounters`]);
 //! - `common`: label sets, saturating counters, the clock.
 //!
 //! Other code calls domain methods ([`Metrics::record_outcome`], [`Metrics::record_lost`],
@@ -13,6 +14,7 @@
 
 mod common;
 mod daemon;
+mod export;
 mod flows;
 mod pipeline;
 mod relay;
@@ -32,6 +34,7 @@ use crate::rules::Rule;
 
 pub use common::{Labels, MAX_LABEL_VALUE, now_seconds, truncate_label};
 use daemon::DaemonMetrics;
+pub use export::ExportCounters;
 use flows::FlowSeries;
 pub use flows::{MAX_EXEMPLAR_TIME, OVERFLOW};
 pub use pipeline::DECODE_ERROR_KINDS;
@@ -48,6 +51,7 @@ pub struct Metrics {
     relay: RelayMetrics,
     pipeline: PipelineMetrics,
     daemon: DaemonMetrics,
+    export: ExportCounters,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -68,6 +72,7 @@ impl Metrics {
         let relay = RelayMetrics::register(&mut r);
         let pipeline = PipelineMetrics::register(&mut r);
         let daemon = DaemonMetrics::register(&mut r, version);
+        let export = ExportCounters::register(&mut r);
         Self {
             registry: r,
             flows,
@@ -75,7 +80,13 @@ impl Metrics {
             relay,
             pipeline,
             daemon,
+            export,
         }
+    }
+
+    /// The flow log's counters, for its writer.
+    pub fn export_counters(&self) -> ExportCounters {
+        self.export.clone()
     }
 
     /// The registry, for encoding. Call [`Metrics::refresh`] first.
@@ -230,6 +241,8 @@ mod tests {
             "hubble_noise_relay_nodes",
             "hubble_noise_duplicate_flows_total",
             "hubble_noise_series_overflow_total",
+            "hubble_noise_export_lines_total",
+            "hubble_noise_export_dropped_total",
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }

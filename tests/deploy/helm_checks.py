@@ -141,6 +141,7 @@ def check_render(name, docs, bin_path, source_rules, render_dir):
               and relay.get("max_message_size") == 33554432 and relay.get("idle_timeout") == "10m"
               and config.get("metrics", {}).get("exemplars") is False
               and config.get("dns", {}).get("scope") == "cluster"
+              and config.get("export", {}) == {"enabled": True, "class": "all"}
               and config.get("classify", {}).get("expected_log_tags") == ["blocked-on-purpose", "audit-*"]
               and config.get("classify", {}).get("rule_files") == ["a-team.toml", "b-team.toml"]
               and config.get("classify", {}).get("policy_files") == ["default-deny.yaml"], config)
@@ -211,8 +212,16 @@ def check_render(name, docs, bin_path, source_rules, render_dir):
     if check(f"{name}: one PrometheusRule (monitoring.coreos.com/v1)",
              len(prs) == 1 and prs[0]["apiVersion"] == "monitoring.coreos.com/v1"):
         spec_rules = prs[0]["spec"]
+        want_rules = source_rules
+        if name == "shard":
+            # prometheusRule.externalURL replaces the placeholder of every flows_url.
+            url = "https://hubble-noise.example.com/shard-a"
+            want_rules = json.loads(json.dumps(source_rules).replace("http://localhost:9967", url))
+            urls = [r["annotations"]["flows_url"] for g in spec_rules["groups"] for r in g["rules"]]
+            check(f"{name}: prometheusRule.externalURL starts every alert's flows_url",
+                  urls and all(u == url or u.startswith(url + "/?namespace=") for u in urls), urls)
         check(f"{name}: the PrometheusRule's spec equals deploy/prometheus/hubble-noise.rules.yml (parsed)",
-              spec_rules == source_rules)
+              spec_rules == want_rules)
         rf = os.path.join(render_dir, f"helm-{name}.rules.yml")
         with open(rf, "w") as f:
             yaml.safe_dump(spec_rules, f)

@@ -5,6 +5,7 @@ Alertmanager. Standard library only. Prints one PASS/FAIL line per check and, la
 """
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -97,6 +98,69 @@ def dashboard_queries(path):
     return out
 
 
+# The fields of a flow log line (docs/LOKI.md): replay --format jsonl's, then five more.
+FLOW_LOG_FIELDS = ["time", "uuid", "node", "verdict", "drop_reason", "direction", "class", "reason",
+                   "rule", "attribution", "source", "destination", "names", "source_namespace",
+                   "source_workload", "destination_namespace", "destination_workload",
+                   "destination_port"]
+
+
+def metrics_sum(url, name, having=()):
+    """The sum of the series `name` of a /metrics page whose labels contain every `having`."""
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series.split("{")[0] == name and all(h in series for h in having):
+            total += float(value)
+    return total
+
+
+def check_flow_log(a, deadline):
+    """The flow log instance (a recording replayed once, `[export]` to a rotated file): every
+    line is a JSON object with the documented fields, and their count equals the unexpected
+    flows counted in its /metrics and in Prometheus."""
+    def settled():
+        unexpected = metrics_sum(a.flowlog_metrics, "hubble_noise_flows_total", ['class="unexpected"'])
+        lines = metrics_sum(a.flowlog_metrics, "hubble_noise_export_lines_total")
+        return (unexpected, lines) if unexpected >= 200 and lines == unexpected else None
+    got = wait_for(deadline, "the flow log written", settled)
+    check("flow log: hubble_noise_export_lines_total equals the unexpected flows counted", got,
+          "never settled")
+    dropped = metrics_sum(a.flowlog_metrics, "hubble_noise_export_dropped_total")
+    check("flow log: nothing dropped", dropped == 0, f"{dropped} dropped")
+    base = a.flowlog_file
+    files = [base] + [f"{base}.{i}" for i in range(1, 1001) if os.path.exists(f"{base}.{i}")]
+    records, bad = [], []
+    for path in reversed(files):
+        for line in open(path):
+            try:
+                records.append(json.loads(line))
+            except ValueError as e:
+                bad.append(f"{path}: {e}")
+    check("flow log: every line is JSON", not bad, "; ".join(bad[:3]))
+    missing = [r for r in records if not isinstance(r, dict) or any(k not in r for k in FLOW_LOG_FIELDS)]
+    check("flow log: every line has the documented fields", records and not missing,
+          json.dumps(missing[:1]))
+    check("flow log: every line is an unexpected flow",
+          all(r.get("class") == "unexpected" for r in records))
+    uuids = [r.get("uuid") for r in records]
+    check("flow log: each flow once", len(set(uuids)) == len(uuids))
+    unexpected = got[0] if got else None
+    check("flow log: the lines read back = the unexpected flows counted in /metrics",
+          len(records) == unexpected, f"{len(records)} lines, {unexpected} counted")
+    sizes = {p: os.path.getsize(p) for p in files}
+    check(f"flow log: rotated at max_size ({len(files)} files, each <= {a.flowlog_max_size} bytes)",
+          len(files) > 1 and all(n <= a.flowlog_max_size for n in sizes.values()), sizes)
+    in_prom = wait_for(deadline, "Prometheus scrapes the flow log instance", lambda: scalar(
+        a.prom, 'sum(hubble_noise_flows_total{job="hubble-noise-flowlog",class="unexpected"})')
+        == len(records))
+    check("flow log: the lines read back = the unexpected flows in Prometheus", in_prom)
+
+
 def substitute(expr):
     return (expr.replace("$__rate_interval", "1m")
             .replace('"$namespace"', '".*"').replace('"$class"', '".*"'))
@@ -108,6 +172,9 @@ def main():
     ap.add_argument("--am", required=True)
     ap.add_argument("--dashboard", required=True)
     ap.add_argument("--timeout", type=float, default=90)
+    ap.add_argument("--flowlog-metrics", required=True, help="/metrics of the flow log instance")
+    ap.add_argument("--flowlog-file", required=True, help="its export.path")
+    ap.add_argument("--flowlog-max-size", type=int, required=True, help="its export.max_size")
     a = ap.parse_args()
     deadline = time.monotonic() + a.timeout
 
@@ -129,6 +196,8 @@ def main():
               fired[0]["labels"].get("severity") == "warning" and ann.get("summary")
               and "What to do" in ann.get("description", "")
               and ann.get("dashboard", "").startswith("/d/hubble-noise"), json.dumps(fired[0]))
+        check("the alert links to the flow page filtered by its namespace (flows_url)",
+              ann.get("flows_url") == "http://localhost:9967/?namespace=shop", ann.get("flows_url"))
         print(f"  fired {time.monotonic() - t0:.1f}s after both targets were up", flush=True)
 
     # 2. Expected drops alone never fire, whatever their rate: instance "calm" sends only
@@ -156,7 +225,10 @@ def main():
     absent = prom_alerts(a.prom, "HubbleNoiseAbsent")
     check("HubbleNoiseAbsent is silent while the targets are up", not absent, json.dumps(absent))
 
-    # 4. Every dashboard query is valid PromQL and returns data from this Prometheus.
+    # 4. The flow log, read back.
+    check_flow_log(a, deadline)
+
+    # 5. Every dashboard query is valid PromQL and returns data from this Prometheus.
     for name, expr in dashboard_queries(a.dashboard):
         q = substitute(expr)
         r = prom_query(a.prom, q)

@@ -2,10 +2,12 @@
 # End-to-end: hubble-noise -> Prometheus (the alert rules loaded) -> Alertmanager, and every
 # dashboard query against that Prometheus. Everything listens on 127.0.0.1 and is stopped by PID.
 #
-# Two hubble-noise instances replay recordings (`run --replay --loop`, no cluster needed):
+# Three hubble-noise instances replay recordings (`run --replay --loop`, no cluster needed):
 #   shop: examples/recording.ndjson, expected and unexpected drops in namespace "shop";
-#   calm: the expected flows of the same recording only, in namespace "calm", 4x faster.
-# Both serve over TLS with basic auth (`metrics.web_config_file`; certificates made with
+#   calm: the expected flows of the same recording only, in namespace "calm", 4x faster;
+#   flowlog: the example recording 100 times over (fresh uuids), once, with the flow log
+#     (`[export]`) on, to a file rotated at 4 KiB: checks.py reads the lines back.
+# shop and calm serve over TLS with basic auth (`metrics.web_config_file`; certificates made with
 # openssl here), and Prometheus scrapes them with `scheme: https`, `tls_config.ca_file` and
 # `basic_auth`; the script checks that plain HTTP and a missing or wrong password are refused.
 # The alert rules are deploy/prometheus/hubble-noise.rules.yml with the `for:` durations and the
@@ -80,9 +82,9 @@ cleanup() {
 trap cleanup EXIT
 
 # Free ports on 127.0.0.1 (bound and released by the kernel's choice).
-read -r port_shop port_calm port_prom port_am port_probe < <(python3 -c '
+read -r port_shop port_calm port_prom port_am port_probe port_log < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(5)]
+ss = [socket.socket() for _ in range(6)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()')
@@ -104,7 +106,7 @@ wait_http() {
 # Rules: the example's, plus one expiring in 3 days and one expired yesterday (neither matches).
 soon=$(date -u -d '+3 days' +%Y-%m-%dT%H:%M:%SZ)
 past=$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%SZ)
-mkdir -p "$tmp/shop" "$tmp/calm"
+mkdir -p "$tmp/shop" "$tmp/calm" "$tmp/flowlog"
 {
   cat examples/rules.toml
   cat <<TOML
@@ -156,11 +158,13 @@ YAML
 https_args=(--cacert "$tls/ca.crt")
 auth_args=(--cacert "$tls/ca.crt" -u "$web_user:$web_password")
 
-write_config() { # DIR PORT
+write_config() { # DIR PORT [plain]
+  local web="web_config_file = \"$tls/web-config.yml\""
+  if [ "${3:-}" = plain ]; then web=""; fi
   cat >"$1/config.toml" <<TOML
 [metrics]
 listen = "127.0.0.1:$2"
-web_config_file = "$tls/web-config.yml"
+$web
 labels = ["source_namespace", "source_workload", "destination_namespace", "destination_workload", "destination_name", "destination_port"]
 
 [classify]
@@ -172,6 +176,33 @@ write_config "$tmp/shop" "$port_shop"
 write_config "$tmp/calm" "$port_calm"
 sed 's/shop/calm/g' "$tmp/shop/rules.toml" >"$tmp/calm/rules.toml"
 cp examples/recording.ndjson "$tmp/shop/recording.ndjson"
+
+# The flow log instance: shop's config and rules, the flow log on; its recording is the example
+# 100 times, each copy with its own uuids (so that none is a duplicate).
+write_config "$tmp/flowlog" "$port_log" plain
+cp "$tmp/shop/rules.toml" "$tmp/flowlog/rules.toml"
+cat >>"$tmp/flowlog/config.toml" <<TOML
+
+[export]
+enabled = true
+class = "unexpected"
+path = "log/flows.jsonl"
+max_size = 4096
+max_files = 1000
+TOML
+mkdir -p "$tmp/flowlog/log"
+python3 - examples/recording.ndjson >"$tmp/flowlog/recording.ndjson" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+for i in range(100):
+    for line in lines:
+        d = json.loads(line)
+        f = d.get("flow")
+        if f and f.get("uuid"):
+            f["uuid"] = f"{f['uuid']}-{i:03d}"
+        print(json.dumps(d))
+PY
+"$bin" check -c "$tmp/flowlog/config.toml" >/dev/null
 
 # The calm recording: the example without the unexpected flows (and their drop-notification
 # twins: the lines of the same node and time), moved to namespace "calm".
@@ -236,6 +267,9 @@ scrape_configs:
       password: $web_password
     static_configs:
       - targets: ["127.0.0.1:$port_shop", "127.0.0.1:$port_calm"]
+  - job_name: hubble-noise-flowlog
+    static_configs:
+      - targets: ["127.0.0.1:$port_log"]
 YAML
 prom_flags=()
 if [ -n "$prom3" ]; then
@@ -278,6 +312,9 @@ pids+=($!)
 "$bin" run -c "$tmp/calm/config.toml" --replay "$tmp/calm/recording.ndjson" --loop --rate 200 \
   >"$tmp/hubble-noise-calm.log" 2>&1 &
 pids+=($!)
+"$bin" run -c "$tmp/flowlog/config.toml" --replay "$tmp/flowlog/recording.ndjson" \
+  >"$tmp/hubble-noise-flowlog.log" 2>&1 &
+pids+=($!)
 if [ -n "$prom3" ]; then
   python3 tests/e2e/accept_probe.py "$port_probe" "$tmp/accept" >"$tmp/accept-probe.log" 2>&1 &
   pids+=($!)
@@ -290,6 +327,7 @@ pids+=($!)
 wait_http "http://127.0.0.1:$port_am/-/ready" 30
 wait_http "https://127.0.0.1:$port_shop/readyz" 30 "${https_args[@]}"
 wait_http "https://127.0.0.1:$port_calm/readyz" 30 "${https_args[@]}"
+wait_http "http://127.0.0.1:$port_log/readyz" 30
 wait_http "http://127.0.0.1:$port_prom/-/ready" 30
 
 # web_checks: what the daemon serves to a client without the right credentials or without TLS.
@@ -316,7 +354,9 @@ web_checks() {
 
 rc=0
 python3 tests/e2e/checks.py --prom "http://127.0.0.1:$port_prom" --am "http://127.0.0.1:$port_am" \
-  --dashboard dashboards/hubble-noise.json --timeout 90 | tee "$tmp/checks.out" || rc=$?
+  --dashboard dashboards/hubble-noise.json --timeout 90 \
+  --flowlog-metrics "http://127.0.0.1:$port_log/metrics" --flowlog-file "$tmp/flowlog/log/flows.jsonl" \
+  --flowlog-max-size 4096 | tee "$tmp/checks.out" || rc=$?
 web_checks | tee -a "$tmp/checks.out" || rc=$?
 if [ -n "$prom3" ]; then
   python3 tests/e2e/checks_prom3.py --prom "http://127.0.0.1:$port_prom" \

@@ -93,7 +93,8 @@ strings, which are valid TOML basic strings. */}}
   "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port)))
   "classify" (dict "rule_files" (keys .Values.rules | sortAlpha) "policy_files" (keys .Values.policies | sortAlpha))
   "dns" dict
-  "log" dict -}}
+  "log" dict
+  "export" dict -}}
 {{- if .Values.metrics.webSecurity.enabled -}}
 {{- $_ := set $own.metrics "web_config_file" (printf "%s/web-config.yml" (include "hubble-noise.webDir" .)) -}}
 {{- end -}}
@@ -108,7 +109,7 @@ strings, which are valid TOML basic strings. */}}
 # hubble-noise configuration, written by the Helm chart from its values (release {{ .Release.Name }}).
 # Every key and its default: config.toml at the repository's root. Paths are relative to this
 # file's folder ({{ $dir }}). Rule and policy files reload on change; other keys restart the pod.
-{{- range $section := list "relay" "metrics" "classify" "dns" "log" }}
+{{- range $section := list "relay" "metrics" "classify" "dns" "log" "export" }}
 {{- $keys := merge (dict) (get $own $section) (get $.Values.config $section | default dict) }}
 {{- if $keys }}
 
