@@ -177,7 +177,14 @@ fn auth_config(users: &[(&str, &str)], tls: &str) -> String {
 async fn without_valid_credentials_every_route_is_refused_before_routing() {
     let s = start(&auth_config(&[("alice", "s3cret")], TLS_ONLY)).await;
     let c = s.client(None);
-    for path in ["/metrics", "/", "/api/v1/flows", "/-/reload"] {
+    for path in [
+        "/metrics",
+        "/",
+        "/api/v1/flows",
+        "/api/v1/groups",
+        "/static/app.js",
+        "/-/reload",
+    ] {
         for auth in [None, Some(("alice", "wrong")), Some(("mallory", "s3cret"))] {
             let method = if path == "/-/reload" { "POST" } else { "GET" };
             let (status, head, _) = https(s.addr, &c, method, path, auth).await.unwrap();
@@ -188,14 +195,19 @@ async fn without_valid_credentials_every_route_is_refused_before_routing() {
             );
         }
     }
-    // The right password gets through to routing (a route this build lacks is 404, not 401).
+    // The right password gets through: the metrics, the triage page and its API.
     let ok = Some(("alice", "s3cret"));
     let (status, _, body) = https(s.addr, &c, "GET", "/metrics", ok).await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("hubble_noise_build_info"));
-    for path in ["/", "/api/v1/flows"] {
-        let (status, _, _) = https(s.addr, &c, "GET", path, ok).await.unwrap();
-        assert_ne!(status, 401, "{path}");
+    for (path, has) in [
+        ("/", "<h1>Unexpected flows</h1>"),
+        ("/api/v1/flows", "\"flows\""),
+        ("/api/v1/groups", "\"groups\""),
+    ] {
+        let (status, _, body) = https(s.addr, &c, "GET", path, ok).await.unwrap();
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(has), "{path}: {body}");
     }
     // The kubelet's probes stay open.
     for path in ["/healthz", "/readyz"] {
