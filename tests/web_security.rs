@@ -16,7 +16,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
 type Issuer = rcgen::CertifiedIssuer<'static, rcgen::KeyPair>;
 
@@ -47,8 +46,7 @@ struct Setup {
     dir: tempfile::TempDir,
     ca: Issuer,
     addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    running: common::Running,
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -80,18 +78,12 @@ async fn start_with(web: &str, metrics: &str) -> Setup {
     );
     let path = write(dir.path(), "config.toml", &config);
     let loaded = hubble_noise::load::config(Some(&path)).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run_daemon(loaded, Input::Relay, listener, async {
-        let _ = rx.await;
-    }));
+    let running = common::Running::spawn(loaded, Input::Relay).await;
     Setup {
         dir,
         ca,
-        addr,
-        stop,
-        task,
+        addr: running.addr,
+        running,
     }
 }
 
@@ -124,12 +116,7 @@ impl Setup {
     }
 
     async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        self.running.stop().await;
     }
 }
 

@@ -99,8 +99,38 @@ pub struct FileDaemon {
     /// The config file.
     pub path: PathBuf,
     _dir: tempfile::TempDir,
+    running: Running,
+}
+
+/// A daemon running in this test's runtime on 127.0.0.1.
+pub struct Running {
+    /// Its HTTP address.
+    pub addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Starts `run_daemon` of `loaded` on `input`, on a port of its own.
+    pub async fn spawn(loaded: hubble_noise::config::Loaded, input: Input) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(run_daemon(loaded, input, listener, async {
+            let _ = rx.await;
+        }));
+        Self { addr, stop, task }
+    }
+
+    /// Stops the daemon and waits for it (it must stop within 10 s, without an error).
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
 }
 
 /// A config that loads, pointing at a relay nobody listens on.
@@ -115,18 +145,12 @@ impl FileDaemon {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, GOOD_CONFIG).unwrap();
         let loaded = hubble_noise::load::config(Some(&path)).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(run_daemon(loaded, Input::Relay, listener, async {
-            let _ = rx.await;
-        }));
+        let running = Running::spawn(loaded, Input::Relay).await;
         Self {
-            addr,
+            addr: running.addr,
             path,
             _dir: dir,
-            stop,
-            task,
+            running,
         }
     }
 
@@ -137,12 +161,7 @@ impl FileDaemon {
 
     /// Stops the daemon and waits for it (it must stop within 10 s).
     pub async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        self.running.stop().await;
     }
 }
 
@@ -151,8 +170,7 @@ impl FileDaemon {
 pub struct ReplayDaemon {
     /// Its HTTP address.
     pub addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    running: Running,
 }
 
 impl ReplayDaemon {
@@ -169,22 +187,18 @@ impl ReplayDaemon {
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect();
         let loaded = hubble_noise::config::Config::load_with_env(Some(config), vars).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
         let input = Input::Replay {
             path: recording.to_path_buf(),
             looped: false,
             rate: None,
         };
-        let task = tokio::spawn(run_daemon(loaded, input, listener, async {
-            let _ = rx.await;
-        }));
+        let running = Running::spawn(loaded, input).await;
+        let addr = running.addr;
         wait_for(addr, "every flow counted", |t| {
             sum(t, "hubble_noise_flows_total", &[]) >= counted
         })
         .await;
-        Self { addr, stop, task }
+        Self { addr, running }
     }
 
     /// `GET path`: (status, content type, body).
@@ -202,12 +216,7 @@ impl ReplayDaemon {
 
     /// Stops the daemon and waits for it (it must stop within 10 s).
     pub async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        self.running.stop().await;
     }
 }
 
