@@ -340,6 +340,7 @@ pub async fn run(
         })
         .await;
     }
+    latencies.sort();
     let report = Report {
         sent: load.flows,
         counted,
