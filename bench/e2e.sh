@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 flows=${1:-3000000}
 namespaces=${2:-100}
 rate=${3:-0}
-bin=target/release/hubble-noise
+# HUBBLE_NOISE_BIN: another build of the daemon to measure (e.g. a commit before a change).
+bin=${HUBBLE_NOISE_BIN:-target/release/hubble-noise}
 gen=target/release/hubble-noise-bench
 # Built one at a time: the shipped binary with its own features, as users get it.
 cargo build --release --locked --quiet -p hubble-noise && cargo build --release --locked --quiet -p hubble-noise-bench || exit 1

@@ -2,14 +2,19 @@
 //!
 //! A count, not a span of time: recordings and `since` back-fills are not in time order.
 //! Keys are fixed-size and need no allocation: a canonical uuid is its 128 bits, anything else
-//! a 128-bit hash of its text; the node is a 64-bit hash of its name. Two different flows would
-//! have to agree on the uuid and collide on the node's hash to be mistaken for each other.
+//! a 128-bit hash of its text; the node is a 64-bit hash of its name (seeded per process),
+//! spread over 128 bits and XORed into the uuid's. Two different flows would have to agree on
+//! the uuid and collide on the node's hash, or differ in their uuids by exactly the XOR of
+//! their nodes' spread hashes, to be mistaken for each other.
+//!
+//! The window is one ring of 16-byte keys and one hash set of the same keys, both allocated
+//! once for the whole window (pages are touched as the window fills): about 40 bytes a flow.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-/// The key of one flow: (hash of the node name, uuid as 128 bits).
-type Key = (u64, u128);
+/// The key of one flow: its uuid's 128 bits XOR its node's spread hash.
+type Key = u128;
 
 /// The window of recently seen flow keys.
 #[derive(Debug)]
@@ -17,7 +22,15 @@ pub struct Dedup {
     capacity: usize,
     seen: HashSet<Key, foldhash::fast::RandomState>,
     nodes: foldhash::fast::RandomState,
-    order: VecDeque<Key>,
+    /// The keys in arrival order, as a ring once full: `next` is the oldest.
+    order: Vec<Key>,
+    next: usize,
+}
+
+/// A node name's 64-bit hash spread over 128 bits (the high half is the hash itself, so two
+/// nodes spread alike only when their hashes collide).
+fn spread(h: u64) -> u128 {
+    u128::from(h) << 64 | u128::from(h.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29))
 }
 
 fn hash_str(s: &str, salt: u8) -> u64 {
@@ -55,15 +68,21 @@ pub fn uuid_bits(uuid: &str) -> u128 {
     u128::from(hash_str(uuid, 1)) << 64 | u128::from(hash_str(uuid, 2))
 }
 
+/// Windows up to this many flows are allocated whole when made.
+const PRESIZE: usize = 1 << 20;
+
 impl Dedup {
     /// A window of `capacity` flows (at least 1).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Self {
             capacity,
-            seen: HashSet::with_capacity_and_hasher(capacity.min(1 << 16), Default::default()),
+            // Sized once up to a million flows: growing would hold the old and the new table
+            // at the same time (a larger window grows as it fills).
+            seen: HashSet::with_capacity_and_hasher(capacity.min(PRESIZE), Default::default()),
             nodes: Default::default(),
-            order: VecDeque::with_capacity(capacity.min(1 << 16)),
+            order: Vec::with_capacity(capacity.min(PRESIZE)),
+            next: 0,
         }
     }
 
@@ -73,16 +92,17 @@ impl Dedup {
         if uuid.is_empty() {
             return false;
         }
-        let key = (self.nodes.hash_one(node), uuid_bits(uuid));
+        let key = uuid_bits(uuid) ^ spread(self.nodes.hash_one(node));
         if !self.seen.insert(key) {
             return true;
         }
-        if self.order.len() >= self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.order.len() < self.capacity {
+            self.order.push(key);
+        } else if let Some(slot) = self.order.get_mut(self.next) {
+            let old = std::mem::replace(slot, key);
+            self.seen.remove(&old);
+            self.next = (self.next + 1) % self.capacity;
         }
-        self.order.push_back(key);
         false
     }
 

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::synth;
-use hubble_noise::api::observer::GetFlowsRequest;
 use hubble_noise::api::observer::get_flows_response::ResponseTypes;
+use hubble_noise::api::observer::{GetFlowsRequest, GetFlowsResponse};
 
 /// The generated server of the same route as `observer.Observer/GetFlows`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -61,8 +61,13 @@ pub struct Load {
     pub namespaces: u64,
     /// Latency probes, spread over the run.
     pub probes: u64,
-    /// DNS answers sent first, each teaching the daemon one name (not counted as flows).
+    /// DNS answers sent first, each teaching the daemon one name (not counted as flows). Half
+    /// the flows of the first `dns_names` templates then go to a learned name's IP.
     pub dns_names: u64,
+    /// How often `/metrics` is polled for the count (probes are polled every 2 ms regardless).
+    pub poll: Duration,
+    /// The daemon's process id: its CPU time is read over the stream (`/proc/PID/stat`).
+    pub daemon_pid: Option<u32>,
 }
 
 /// A template message and where its uuid's 12 last hex digits sit in the encoding.
@@ -71,11 +76,22 @@ struct Template {
     uuid_tail: usize,
 }
 
-fn templates(n: u64, namespaces: u64) -> Vec<Template> {
+/// Encodes a response with the request's field mask applied to its flow, as a node does.
+fn masked(mut resp: GetFlowsResponse, mask: &[String]) -> Vec<u8> {
+    if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_mut() {
+        *f = crate::mask::apply(f, mask);
+    }
+    resp.encode_to_vec()
+}
+
+fn templates(n: u64, load: &Load, mask: &[String]) -> Vec<Template> {
     (0..n)
         .map(|i| {
-            let resp = synth::flow(i, namespaces);
-            let bytes = resp.encode_to_vec();
+            let mut resp = synth::flow(i, load.namespaces);
+            if i < load.dns_names && i % 2 == 0 {
+                synth::to_learned_ip(&mut resp, i);
+            }
+            let bytes = masked(resp.clone(), mask);
             let uuid = match resp.response_types.as_ref() {
                 Some(ResponseTypes::Flow(f)) => f.uuid.clone(),
                 _ => String::new(),
@@ -105,7 +121,7 @@ fn stamp(t: &Template, seq: u64, out: &mut BytesMut) -> Encoded {
 
 /// A probe: a flow from a namespace of its own (`probe-N`), so its series appears in
 /// `/metrics` when it has been counted.
-fn probe(n: u64, seq: u64) -> Encoded {
+fn probe(n: u64, seq: u64, mask: &[String]) -> Encoded {
     let mut resp = synth::flow(seq, 1);
     if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_mut() {
         if let Some(src) = f.source.as_mut() {
@@ -113,13 +129,16 @@ fn probe(n: u64, seq: u64) -> Encoded {
         }
         f.uuid = format!("ffffffff-0000-4000-8000-{seq:012x}");
     }
-    Encoded(Bytes::from(resp.encode_to_vec()))
+    Encoded(Bytes::from(masked(resp, mask)))
 }
+
+/// When a stream started, and the daemon's CPU time then.
+type Started = (Instant, Option<Duration>);
 
 struct Relay {
     load: Load,
     probes: mpsc::UnboundedSender<(u64, Instant)>,
-    started: mpsc::UnboundedSender<Instant>,
+    started: mpsc::UnboundedSender<Started>,
 }
 
 #[tonic::async_trait]
@@ -128,22 +147,29 @@ impl server::observer_server::Observer for Relay {
 
     async fn get_flows(
         &self,
-        _req: Request<GetFlowsRequest>,
+        req: Request<GetFlowsRequest>,
     ) -> Result<Response<Self::GetFlowsStream>, Status> {
         let (tx, rx) = mpsc::channel(4096);
         let load = self.load.clone();
         let probes = self.probes.clone();
-        let _ = self.started.send(Instant::now());
+        let mask = req
+            .into_inner()
+            .field_mask
+            .map(|m| m.paths)
+            .unwrap_or_default();
+        let cpu = load.daemon_pid.and_then(|p| crate::cpu::cpu_time(p).ok());
+        let _ = self.started.send((Instant::now(), cpu));
         tokio::spawn(async move {
             // One template per namespace (at least 4,096), so every namespace gets its series.
-            let pool = templates(load.namespaces.clamp(4096, 100_000), load.namespaces);
+            let pool = templates(load.namespaces.clamp(4096, 100_000), &load, &mask);
             let every = (load.flows / load.probes.max(1)).max(1);
             let mut buf = BytesMut::with_capacity(64 * 1024);
             let mut probe_n = 0;
             for i in 0..load.dns_names {
-                let msg = Encoded(Bytes::from(
-                    synth::dns_answer(i, load.namespaces).encode_to_vec(),
-                ));
+                let msg = Encoded(Bytes::from(masked(
+                    synth::dns_answer(i, load.namespaces),
+                    &mask,
+                )));
                 if tx.send(Ok(msg)).await.is_err() {
                     return;
                 }
@@ -159,7 +185,7 @@ impl server::observer_server::Observer for Relay {
                 let msg = if probe_n < load.probes && seq % every == every / 2 {
                     let _ = probes.send((probe_n, Instant::now()));
                     probe_n += 1;
-                    probe(probe_n - 1, seq)
+                    probe(probe_n - 1, seq, &mask)
                 } else {
                     let t = &pool[(seq % pool.len() as u64) as usize];
                     stamp(t, seq, &mut buf)
@@ -208,6 +234,10 @@ pub struct Report {
     pub elapsed: Duration,
     /// Send → visible in `/metrics`, per probe, sorted.
     pub latencies: Vec<Duration>,
+    /// Messages on the stream (DNS answers and flows).
+    pub messages: u64,
+    /// The daemon's CPU time over the stream, when its pid was given.
+    pub daemon_cpu: Option<Duration>,
 }
 
 impl Report {
@@ -232,13 +262,15 @@ fn deadline_of(timeout: Duration) -> Instant {
 }
 
 /// Serves the stand-in relay on `listen`, waits for the daemon (whose `/metrics` is at
-/// `metrics`) to connect, streams `load`, and measures. Gives up after `timeout`.
+/// `metrics`) to connect, streams `load`, and measures. Gives up after `timeout`. Then, with
+/// `floor`, serves the same stream to the bare-decode floor client and measures it too.
 pub async fn run(
     listen: SocketAddr,
     metrics: SocketAddr,
     load: Load,
     timeout: Duration,
-) -> anyhow::Result<Report> {
+    floor: Option<crate::floor::Spawn>,
+) -> anyhow::Result<(Report, Option<crate::floor::Floor>)> {
     let (ptx, mut prx) = mpsc::unbounded_channel();
     let (stx, mut srx) = mpsc::unbounded_channel();
     let relay = Relay {
@@ -264,7 +296,7 @@ pub async fn run(
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     let server = tokio::spawn(serve);
     let deadline = Instant::now() + timeout;
-    let started = tokio::time::timeout(timeout, srx.recv())
+    let (started, cpu0) = tokio::time::timeout(timeout, srx.recv())
         .await
         .map_err(|_| anyhow::anyhow!("the daemon did not connect within {timeout:?}"))?
         .ok_or_else(|| anyhow::anyhow!("relay stopped"))?;
@@ -272,6 +304,7 @@ pub async fn run(
     let mut waiting: Vec<(u64, Instant)> = Vec::new();
     let mut counted = 0.0;
     let mut last_change = Instant::now();
+    let mut daemon_cpu = None;
     loop {
         while let Ok(p) = prx.try_recv() {
             waiting.push(p);
@@ -290,37 +323,57 @@ pub async fn run(
             counted = c;
             last_change = now;
         }
+        if counted >= load.flows as f64 && daemon_cpu.is_none() {
+            let cpu = load.daemon_pid.and_then(|p| crate::cpu::cpu_time(p).ok());
+            daemon_cpu = cpu.zip(cpu0).map(|(c1, c0)| c1.saturating_sub(c0));
+        }
         if counted >= load.flows as f64 && waiting.is_empty() {
             break;
         }
         if now > deadline || now.duration_since(last_change) > Duration::from_secs(10) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(if waiting.is_empty() {
-            20
+        tokio::time::sleep(if waiting.is_empty() {
+            load.poll
         } else {
-            2
-        }))
+            Duration::from_millis(2)
+        })
         .await;
     }
-    server.abort();
     latencies.sort();
-    Ok(Report {
+    let report = Report {
         sent: load.flows,
         counted,
         elapsed: last_change.duration_since(started),
         latencies,
-    })
+        messages: load.flows + load.dns_names,
+        daemon_cpu,
+    };
+    if let Some(floor) = floor {
+        let result = floor.run(listen, report.messages).await;
+        server.abort();
+        return Ok((report, Some(result?)));
+    }
+    server.abort();
+    Ok((report, None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hubble_noise::api::observer::GetFlowsResponse;
 
     #[test]
     fn stamped_messages_decode_with_unique_uuids() {
-        let pool = templates(3, 10);
+        let load = Load {
+            flows: 10,
+            rate: 0,
+            namespaces: 10,
+            probes: 0,
+            dns_names: 0,
+            poll: Duration::from_millis(20),
+            daemon_pid: None,
+        };
+        let pool = templates(3, &load, &[]);
         let mut buf = BytesMut::new();
         let mut seen = std::collections::HashSet::new();
         for seq in 0..10u64 {

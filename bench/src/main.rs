@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 
-use hubble_noise_bench::loadgen::{self, Load};
+use hubble_noise_bench::floor::{self, Floor};
+use hubble_noise_bench::loadgen::{self, Load, Report};
 
 /// `hubble-noise-bench` arguments.
 #[derive(Debug, clap::Parser)]
@@ -47,6 +48,21 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Poll the daemon's `/metrics` for the count every this many milliseconds (a scrape costs
+    /// the daemon CPU: raise it when measuring CPU at many series).
+    #[arg(long, default_value_t = 20)]
+    poll_ms: u64,
+    /// The daemon's process id: report its CPU time per message over the stream.
+    #[arg(long)]
+    daemon_pid: Option<u32>,
+    /// After the daemon's stream, serve the same stream to a bare tonic client that only
+    /// decodes (the floor) and report its CPU per message and the daemon's ratio to it.
+    #[arg(long)]
+    floor: bool,
+    /// Be the floor client: follow this generator (`http://host:port`) for `--flows` messages
+    /// and print what it spent.
+    #[arg(long, value_name = "URL", hide = true)]
+    floor_client: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +80,16 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         print!("{}", hubble_noise_bench::synth::rules(n));
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(addr) = &args.floor_client {
+        // Built as the daemon builds its runtime (`hubble-noise run`).
+        let rt = hubble_noise::cmd::run::runtime_builder()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        let floor = rt.block_on(floor::run(addr.clone(), args.flows))?;
+        println!("{}", floor.line());
+        return Ok(ExitCode::SUCCESS);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -75,16 +101,26 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         namespaces: args.namespaces,
         probes: args.probes,
         dns_names: args.dns_names,
+        poll: Duration::from_millis(args.poll_ms.max(1)),
+        daemon_pid: args.daemon_pid,
+    };
+    let spawn = if args.floor {
+        Some(floor::Spawn {
+            exe: std::env::current_exe().context("locating this binary")?,
+        })
+    } else {
+        None
     };
     eprintln!(
         "bench-relay: serving {} flows on {} (daemon metrics at {})",
         args.flows, args.listen, args.metrics
     );
-    let report = rt.block_on(loadgen::run(
+    let (report, floor) = rt.block_on(loadgen::run(
         args.listen,
         args.metrics,
         load,
         Duration::from_secs(args.timeout),
+        spawn,
     ))?;
     let ms = |d: Option<Duration>| {
         d.map_or("-".to_string(), |d| {
@@ -102,9 +138,41 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ms(report.latency(1.0)),
         report.latencies.len()
     );
+    print_cost(&report, floor.as_ref());
     Ok(if report.counted >= report.sent as f64 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// CPU per message of the daemon and of the floor, their ratio, and millicores.
+fn print_cost(report: &Report, floor: Option<&Floor>) {
+    let per = |cpu: Duration, n: u64| cpu.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let millicores =
+        |cpu: Duration, wall: Duration| cpu.as_secs_f64() * 1e3 / wall.as_secs_f64().max(1e-9);
+    println!("messages    {}", report.messages);
+    let Some(daemon) = report.daemon_cpu else {
+        return;
+    };
+    let d = per(daemon, report.messages);
+    println!(
+        "daemon cpu  {:.2} s = {d:.2} us/message, {:.0} millicores over {:.1} s",
+        daemon.as_secs_f64(),
+        millicores(daemon, report.elapsed),
+        report.elapsed.as_secs_f64()
+    );
+    if let Some(f) = floor {
+        let fl = per(f.cpu, f.messages);
+        println!(
+            "floor cpu   {:.2} s = {fl:.2} us/message, {:.0} millicores over {:.1} s",
+            f.cpu.as_secs_f64(),
+            millicores(f.cpu, f.wall),
+            f.wall.as_secs_f64()
+        );
+        println!(
+            "ratio       {:.2} (daemon / floor, CPU per message)",
+            d / fl.max(1e-9)
+        );
+    }
 }

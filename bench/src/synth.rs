@@ -148,12 +148,7 @@ pub fn dns_answer(i: u64, namespaces: u64) -> GetFlowsResponse {
             latency_ns: 0,
             record: Some(layer7::Record::Dns(Dns {
                 query: format!("host{i}.example.com."),
-                ips: vec![format!(
-                    "198.{}.{}.{}",
-                    (i >> 16) & 255,
-                    (i >> 8) & 255,
-                    i & 255
-                )],
+                ips: vec![learned_ip(i)],
                 ttl: 3600,
                 ..Dns::default()
             })),
@@ -166,4 +161,19 @@ pub fn dns_answer(i: u64, namespaces: u64) -> GetFlowsResponse {
         f.uuid = format!("dddddddd-0000-4000-8000-{i:012x}");
     }
     resp
+}
+
+/// The address the `i`th DNS answer ([`dns_answer`]) teaches.
+pub fn learned_ip(i: u64) -> String {
+    format!("198.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
+
+/// Points a flow of [`flow`]`(i)` at the address [`dns_answer`]`(i)` taught its pod, so that
+/// its destination has a learned name (`host<i>.example.com`).
+pub fn to_learned_ip(resp: &mut GetFlowsResponse, i: u64) {
+    if let Some(ResponseTypes::Flow(f)) = resp.response_types.as_mut()
+        && let Some(ip) = f.ip.as_mut()
+    {
+        ip.destination = learned_ip(i);
+    }
 }

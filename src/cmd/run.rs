@@ -26,7 +26,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
         None => Input::Relay,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = runtime_builder()
         .enable_all()
         .build()
         .context("starting the runtime")?;
@@ -52,4 +52,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             None => Err(e),
         },
     }
+}
+
+/// The daemon's runtime: one worker thread unless `TOKIO_WORKER_THREADS` says otherwise.
+///
+/// The relay stream's messages are allocated where they are decoded and freed where the
+/// pipeline is done with them; on two workers those are two threads, and glibc's allocator then
+/// contends on its arena locks for every message (futex wake-ups were a quarter of the daemon's
+/// CPU). On one worker the daemon spent less than half the CPU per flow and kept up with more
+/// flows per second (BENCHMARKS.md, "Sidecar cost"). Recordings are still decoded on threads
+/// of their own.
+pub fn runtime_builder() -> tokio::runtime::Builder {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        b.worker_threads(1);
+    }
+    b
 }

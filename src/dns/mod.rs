@@ -74,6 +74,33 @@ pub enum Learn {
     Ignored(IgnoreReason),
 }
 
+/// The key of one (owner, IP): both as pairs of `u64` (no 16-byte alignment, no padding), an
+/// IPv4 address as its IPv4-mapped IPv6 form (the same address, as Go prints it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    owner: [u64; 2],
+    ip: [u64; 2],
+}
+
+impl Key {
+    fn new(owner: Owner, ip: IpAddr) -> Self {
+        let halves = |v: u128| [(v >> 64) as u64, v as u64];
+        let ip = match ip {
+            IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+            IpAddr::V6(a) => a.to_bits(),
+        };
+        Key {
+            owner: halves(owner),
+            ip: halves(ip),
+        }
+    }
+}
+
+/// Caches up to this many entries are allocated whole when made (a table that grows holds
+/// the old and the new one at the same time: the peak, not the steady size, is what a memory
+/// limit sees).
+const PRESIZE: usize = 1 << 20;
+
 /// The cache of learned names.
 #[derive(Debug)]
 pub struct NameCache {
@@ -82,9 +109,9 @@ pub struct NameCache {
     min_ttl: f64,
     enabled: bool,
     servers: Vec<EndpointSelector>,
-    map: HashMap<(Owner, IpAddr), Learned, foldhash::fast::RandomState>,
-    /// Insertion order for eviction: (owner, ip, seq).
-    order: VecDeque<(Owner, IpAddr, u64)>,
+    map: HashMap<Key, Learned, foldhash::fast::RandomState>,
+    /// Insertion order for eviction: (key, seq).
+    order: VecDeque<(Key, u64)>,
     entries: usize,
     seq: u64,
     ignored: HashMap<(Owner, IpAddr), Ignored, foldhash::fast::RandomState>,
@@ -103,6 +130,11 @@ impl NameCache {
     /// An empty cache with the given settings. A server selector that does not compile (the
     /// config loader refuses such configs first) trusts nothing.
     pub fn new(cfg: &DnsConfig) -> Self {
+        let presize = if cfg.learn {
+            cfg.max_entries.clamp(1, PRESIZE)
+        } else {
+            0
+        };
         Self {
             scope: cfg.scope,
             max_entries: cfg.max_entries.max(1),
@@ -113,8 +145,8 @@ impl NameCache {
                 .iter()
                 .filter_map(|s| s.compile().ok())
                 .collect(),
-            map: HashMap::default(),
-            order: VecDeque::new(),
+            map: HashMap::with_capacity_and_hasher(presize, Default::default()),
+            order: VecDeque::with_capacity(presize),
             entries: 0,
             seq: 0,
             ignored: HashMap::default(),
@@ -235,7 +267,8 @@ impl NameCache {
             expires,
             seq,
         };
-        match self.map.entry((owner, ip)) {
+        let key = Key::new(owner, ip);
+        match self.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 let learned = o.get_mut();
                 if let Some(a) = learned.find_mut(name) {
@@ -244,7 +277,7 @@ impl NameCache {
                     a.asked_at = a.asked_at.max(time);
                     a.aliases = fresh.aliases;
                     a.seq = seq;
-                    self.order.push_back((owner, ip, seq));
+                    self.order.push_back((key, seq));
                     self.compact_order();
                     return;
                 }
@@ -255,7 +288,7 @@ impl NameCache {
             }
         }
         self.entries += 1;
-        self.order.push_back((owner, ip, seq));
+        self.order.push_back((key, seq));
         while self.entries > self.max_entries {
             self.evict_oldest();
         }
@@ -278,8 +311,7 @@ impl NameCache {
 
     /// Removes the entry with the oldest insertion that is still current.
     fn evict_oldest(&mut self) {
-        while let Some((owner, ip, seq)) = self.order.pop_front() {
-            let key = (owner, ip);
+        while let Some((key, seq)) = self.order.pop_front() {
             if let Some(learned) = self.map.get_mut(&key) {
                 if let Some(kept) = learned.remove_seq(seq) {
                     self.entries -= 1;
@@ -297,8 +329,8 @@ impl NameCache {
     fn compact_order(&mut self) {
         if self.order.len() > 2 * self.max_entries + 1024 {
             let map = &self.map;
-            self.order.retain(|(o, ip, seq)| {
-                map.get(&(*o, *ip))
+            self.order.retain(|(key, seq)| {
+                map.get(key)
                     .is_some_and(|l| l.iter().any(|e| e.seq == *seq))
             });
         }
@@ -310,7 +342,7 @@ impl NameCache {
         if self.entries == 0 {
             return None;
         }
-        self.map.get(&(self.owner(namespace, pod)?, ip))
+        self.map.get(&Key::new(self.owner(namespace, pod)?, ip))
     }
 
     /// The last answer naming `ip` for the pod that was not learned, if one is kept.
