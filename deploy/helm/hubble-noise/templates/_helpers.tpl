@@ -94,7 +94,8 @@ strings, which are valid TOML basic strings. */}}
   "classify" (dict "rule_files" (keys .Values.rules | sortAlpha) "policy_files" (keys .Values.policies | sortAlpha))
   "dns" dict
   "log" dict
-  "export" dict -}}
+  "export" dict
+  "triage" dict -}}
 {{- if .Values.metrics.webSecurity.enabled -}}
 {{- $_ := set $own.metrics "web_config_file" (printf "%s/web-config.yml" (include "hubble-noise.webDir" .)) -}}
 {{- end -}}
@@ -109,7 +110,7 @@ strings, which are valid TOML basic strings. */}}
 # hubble-noise configuration, written by the Helm chart from its values (release {{ .Release.Name }}).
 # Every key and its default: config.toml at the repository's root. Paths are relative to this
 # file's folder ({{ $dir }}). Rule and policy files reload on change; other keys restart the pod.
-{{- range $section := list "relay" "metrics" "classify" "dns" "log" "export" }}
+{{- range $section := list "relay" "metrics" "classify" "dns" "log" "export" "triage" }}
 {{- $keys := merge (dict) (get $own $section) (get $.Values.config $section | default dict) }}
 {{- if $keys }}
 
