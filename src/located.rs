@@ -39,6 +39,17 @@ impl LocatedError {
     }
 }
 
+/// A YAML parser error's message without what a [`LocatedError`] says itself: the
+/// " at line L column C" the parser appends and the key path `key` it prefixes.
+pub fn yaml_message(inner: &serde_norway::Error, key: &str) -> String {
+    let message = inner.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    message
+        .strip_prefix(&format!("{key}: "))
+        .unwrap_or(message)
+        .to_owned()
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());

@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::cli::{run, stdout};
+use common::cli::{replay_jsonl, run};
 use common::{ReplayDaemon, skip_or_fail};
 use serde_json::Value;
 
@@ -45,24 +45,12 @@ fn tools() -> Result<(), String> {
 
 /// The replay of the recording with `config`: class and rule by uuid.
 fn classes(config: &Path) -> std::collections::HashMap<String, (String, Value)> {
-    let out = run(&[
-        "replay",
-        "--format",
-        "jsonl",
-        "-c",
-        config.to_str().unwrap(),
-        root(RECORDING).to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    stdout(&out)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
+    replay_jsonl(config, &root(RECORDING))
+        .into_iter()
+        .map(|v| {
             let uuid = v["uuid"].as_str().unwrap().to_string();
-            (
-                uuid,
-                (v["class"].as_str().unwrap().to_string(), v["rule"].clone()),
-            )
+            let class = v["class"].as_str().unwrap().to_string();
+            (uuid, (class, v["rule"].clone()))
         })
         .collect()
 }

@@ -15,7 +15,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::cli::{bin, run};
+use common::cli::{bin, replay_jsonl, run};
 use common::sum;
 use hubble_noise::config::Config;
 use serde_json::Value;
@@ -153,24 +153,6 @@ fn example_dir(export: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `replay --format jsonl` of `recording` with `config`, one JSON value per counted flow.
-fn replay_records(config: &Path, recording: &Path) -> Vec<Value> {
-    let out = run(&[
-        "replay",
-        "--format",
-        "jsonl",
-        "-c",
-        config.to_str().unwrap(),
-        recording.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The JSON lines of `path`.
 fn read_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -198,7 +180,7 @@ fn example_log_equals_replay(class: &str, want: impl Fn(&Value) -> bool) -> Vec<
     std::fs::create_dir(dir.path().join("logs")).unwrap();
     let config = dir.path().join("config.toml");
     let recording = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/recording.ndjson");
-    let expected: Vec<Value> = replay_records(&config, &recording)
+    let expected: Vec<Value> = replay_jsonl(&config, &recording)
         .into_iter()
         .filter(|r| want(r))
         .collect();

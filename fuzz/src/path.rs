@@ -19,9 +19,9 @@
 
 use hubble_noise::api::observer::GetFlowsResponse;
 use hubble_noise::classify::{Attribution, Classifier};
-use hubble_noise::cmd::replay::Record;
 use hubble_noise::config::{CONTEXT_LABELS, Config, MetricsConfig};
 use hubble_noise::flow::FlowCtx;
+use hubble_noise::record::Record;
 use std::collections::{HashMap, HashSet};
 
 use hubble_noise::metrics::{Labels, Metrics, OVERFLOW};

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
-use super::replay::Record;
 use crate::api::observer::GetFlowsResponse;
 use crate::classify::{Classifier, Decision};
 use crate::cli::{ClassFilter, ObserveArgs, ObserveFormat};
@@ -23,6 +22,7 @@ use crate::load;
 use crate::metrics::Metrics;
 use crate::output;
 use crate::pipeline::{Outcome, Pipeline};
+use crate::record::Record;
 use crate::rules::Class;
 use crate::source::relay;
 use crate::supervise::TaskResult;

@@ -14,10 +14,9 @@ use crate::flow::FlowCtx;
 use crate::load;
 use crate::output;
 use crate::pipeline::{Outcome, Pipeline};
+use crate::record::Record;
 use crate::rules::Class;
 use crate::source::file;
-
-pub use crate::record::Record;
 
 /// What a replay counted.
 #[derive(Debug, Default)]

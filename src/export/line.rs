@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::classify::{Classifier, Decision};
-use crate::cmd::replay::Record;
 use crate::flow::FlowCtx;
+use crate::record::Record;
 
 /// One classified flow as the flow log writes it.
 #[derive(Debug, Serialize)]

@@ -214,15 +214,8 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Document>, LocatedError
             let (l, c) = inner
                 .location()
                 .map_or((line, 0), |loc| (line + loc.line() - 1, loc.column()));
-            let message = inner.to_string();
-            // The parser appends " at line L column C" relative to the document: drop it, the
-            // location is ours.
-            let message = message.split(" at line ").next().unwrap_or(&message);
-            // serde_norway also prefixes the path of the failing value: the key says it.
-            let message = message
-                .strip_prefix(&format!("{key}: "))
-                .unwrap_or(message)
-                .to_owned();
+            // Without the parser's location (relative to the document) and key path: ours.
+            let message = crate::located::yaml_message(&inner, &key);
             LocatedError {
                 file: path.to_path_buf(),
                 line: l,

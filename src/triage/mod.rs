@@ -24,7 +24,7 @@ use crate::config::TriageConfig;
 use crate::flow::FlowCtx;
 use crate::record::Record;
 use crate::rules::Class;
-use crate::suggest::group::{key_of, port_of};
+use crate::suggest::group::key_of;
 use store::{Store, StoredFlow};
 
 /// The store behind a lock: the pipeline writes, the HTTP server reads.
@@ -64,10 +64,13 @@ impl Triage {
             }
             Class::Expected => {
                 let Some(rule) = d.rule else { return };
-                if !self.lock().wants_expected(&rule.name, now) {
-                    return;
-                }
-                let explain = self.lock().explain_token(now);
+                let explain = {
+                    let mut store = self.lock();
+                    if !store.wants_expected(&rule.name, now) {
+                        return;
+                    }
+                    store.explain_token(now)
+                };
                 let flow = stored(ctx, d, classifier, explain);
                 self.lock().add_expected(&rule.name, flow, now);
             }
@@ -107,7 +110,7 @@ pub fn stored(
         destination: r.destination,
         destination_namespace: ctx.destination.namespace().to_string(),
         destination_workload: ctx.destination.workload().to_string(),
-        destination_port: port_of(ctx),
+        destination_port: ctx.destination.port,
         names: r.names,
         flows: ctx.flows,
         group: None,

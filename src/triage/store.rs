@@ -55,8 +55,8 @@ pub struct StoredFlow {
     pub destination_namespace: String,
     /// Destination workload.
     pub destination_workload: String,
-    /// Destination port as rules write it (`443/TCP`), or null.
-    pub destination_port: Option<String>,
+    /// Destination port (TCP, UDP, SCTP), or null: as the flow log writes it.
+    pub destination_port: Option<u16>,
     /// Names known for the destination.
     pub names: Vec<String>,
     /// Flows this record stands for (an aggregated flow stands for several).
@@ -82,13 +82,7 @@ impl StoredFlow {
             &self.destination_namespace,
             &self.destination_workload,
         ];
-        let opts = [
-            &self.time,
-            &self.drop_reason,
-            &self.rule,
-            &self.destination_port,
-            &self.group,
-        ];
+        let opts = [&self.time, &self.drop_reason, &self.rule, &self.group];
         std::mem::size_of::<Self>()
             + SLOT_BYTES
             + strings.iter().map(|s| s.capacity()).sum::<usize>()

@@ -24,7 +24,7 @@ fn flow(uuid: &str, class: &'static str, rule: Option<&str>, ns: &str, t: f64) -
         destination: "203.0.113.7:443/TCP".into(),
         destination_namespace: String::new(),
         destination_workload: String::new(),
-        destination_port: Some("443/TCP".into()),
+        destination_port: Some(443),
         names: vec!["api.example.com".into()],
         flows: 1,
         group: None,

@@ -158,13 +158,7 @@ pub fn parse(path: &Path, text: &str) -> Result<WebFile, LocatedError> {
         let inner = e.into_inner();
         let (line, column) =
             at_key.unwrap_or_else(|| inner.location().map_or((0, 0), |l| (l.line(), l.column())));
-        let message = inner.to_string();
-        // The parser appends " at line L column C" and prefixes the key path: both are ours.
-        let message = message.split(" at line ").next().unwrap_or(&message);
-        let message = message
-            .strip_prefix(&format!("{key}: "))
-            .unwrap_or(message)
-            .to_owned();
+        let message = crate::located::yaml_message(&inner, &key);
         LocatedError {
             file: path.to_path_buf(),
             line,

@@ -25,6 +25,23 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// `replay --format jsonl` of `recording` with `config`: one JSON value per counted flow.
+pub fn replay_jsonl(config: &Path, recording: &Path) -> Vec<serde_json::Value> {
+    let out = run(&[
+        "replay",
+        "--format",
+        "jsonl",
+        "-c",
+        config.to_str().expect("utf-8 path"),
+        recording.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
