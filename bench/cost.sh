@@ -14,29 +14,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 flows=${1:-2000000}
 rate=${2:-0}
-# HUBBLE_NOISE_BIN: another build of the daemon to measure (e.g. a commit before a change).
-bin=${HUBBLE_NOISE_BIN:-target/release/hubble-noise}
-gen=target/release/hubble-noise-bench
-cargo build --release --locked --quiet -p hubble-noise && cargo build --release --locked --quiet -p hubble-noise-bench || exit 1
-dir=$(mktemp -d)
-"$gen" --emit-rules 1000 > "$dir/rules.toml"
-cat > "$dir/config.toml" <<CONF
-[relay]
-address = "http://127.0.0.1:14247"
-backoff_initial = "100ms"
-[metrics]
-listen = "127.0.0.1:19969"
-max_series = 10000
-[classify]
-rule_files = ["rules.toml"]
-[dns]
-max_entries = 100000
-[log]
-level = "warn"
-${BENCH_EXTRA_CONFIG:-}
-CONF
-# DAEMON_ENV: variables for the daemon alone, e.g. LD_PRELOAD=... to measure another allocator.
-env ${DAEMON_ENV:-} "$bin" run -c "$dir/config.toml" & daemon=$!
+. bench/full-caps.sh
+start_full_caps 14247 19969
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$dir"' EXIT
 # Probes off and a slow poll: every scrape renders 10,000 series on the daemon's CPU.
 "$gen" --listen 127.0.0.1:14247 --metrics 127.0.0.1:19969 --namespaces 10000 \

@@ -10,30 +10,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 rate=${2:-50000}
-# HUBBLE_NOISE_BIN: another build of the daemon to measure (e.g. a commit before a change).
-bin=${HUBBLE_NOISE_BIN:-target/release/hubble-noise}
-gen=target/release/hubble-noise-bench
-# Built one at a time: the shipped binary with its own features, as users get it.
-cargo build --release --locked --quiet -p hubble-noise && cargo build --release --locked --quiet -p hubble-noise-bench || exit 1
-dir=$(mktemp -d)
-"$gen" --emit-rules 1000 > "$dir/rules.toml"
-cat > "$dir/config.toml" <<CONF
-[relay]
-address = "http://127.0.0.1:14246"
-backoff_initial = "100ms"
-[metrics]
-listen = "127.0.0.1:19968"
-max_series = 10000
-[classify]
-rule_files = ["rules.toml"]
-[dns]
-max_entries = 100000
-[log]
-level = "warn"
-${BENCH_EXTRA_CONFIG:-}
-CONF
-# DAEMON_ENV: variables for the daemon alone, e.g. LD_PRELOAD=... to measure another allocator.
-env ${DAEMON_ENV:-} "$bin" run -c "$dir/config.toml" & daemon=$!
+. bench/full-caps.sh
+start_full_caps 14246 19968
 trap 'kill $daemon $sampler 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$dir"' EXIT
 ( t=0; while kill -0 $daemon 2>/dev/null; do
     echo "t=${t}s rss=$(awk '/VmRSS/ {print $2}' /proc/$daemon/status) kB"; sleep 2; t=$((t + 2)); done ) > "$dir/rss.log" & sampler=$!
