@@ -176,14 +176,15 @@ async fn healthz_until(addr: SocketAddr, want: u16) -> String {
     }
 }
 
-#[test]
-fn a_panic_in_the_pipeline_ends_the_process_with_a_log_line_naming_it() {
+/// Runs the daemon with the test hook `hook` (and `extra` config) and checks that it exits
+/// with [`EXIT_TASK_STOPPED`] and an ERROR line naming `task` and carrying `message`.
+fn a_panic_ends_the_process(hook: &str, extra: &str, task: &str, message: &str) {
     if !hooks_compiled_in() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let rec = recording(dir.path(), 10);
-    let mut d = Daemon::start(&config(dir.path(), ""), &rec, Some("panic-pipeline"));
+    let mut d = Daemon::start(&config(dir.path(), extra), &rec, Some(hook));
     let status = d.wait_exit();
     assert_eq!(
         status.code(),
@@ -191,34 +192,31 @@ fn a_panic_in_the_pipeline_ends_the_process_with_a_log_line_naming_it() {
         "{status}; log:\n{}",
         d.log.join("\n")
     );
-    let line = d.wait_line(&["core task stopped", "pipeline", "panicked"]);
+    let line = d.wait_line(&["core task stopped", task, "panicked"]);
     assert!(line.contains("ERROR"), "{line}");
-    assert!(line.contains("test hook: pipeline panic"), "{line}");
+    assert!(line.contains(message), "{line}");
+}
+
+#[test]
+fn a_panic_in_the_pipeline_ends_the_process_with_a_log_line_naming_it() {
+    a_panic_ends_the_process(
+        "panic-pipeline",
+        "",
+        "pipeline",
+        "test hook: pipeline panic",
+    );
 }
 
 /// The flow log's writer is a core task: if it dies, the daemon does not count on with the
 /// flow log silently gone.
 #[test]
 fn a_panic_in_the_flow_log_writer_ends_the_process_with_a_log_line_naming_it() {
-    if !hooks_compiled_in() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let rec = recording(dir.path(), 10);
-    let cfg = config(
-        dir.path(),
+    a_panic_ends_the_process(
+        "panic-flow-log-writer",
         "\n[export]\nenabled = true\npath = \"flows.jsonl\"\n",
+        "flow_log_writer",
+        "test hook: flow log writer panic",
     );
-    let mut d = Daemon::start(&cfg, &rec, Some("panic-flow-log-writer"));
-    let status = d.wait_exit();
-    assert_eq!(
-        status.code(),
-        Some(i32::from(EXIT_TASK_STOPPED)),
-        "{status}; log:\n{}",
-        d.log.join("\n")
-    );
-    let line = d.wait_line(&["core task stopped", "flow_log_writer", "panicked"]);
-    assert!(line.contains("test hook: flow log writer panic"), "{line}");
 }
 
 #[tokio::test]
