@@ -7,11 +7,13 @@
 //! the uuid and collide on the node's hash, or differ in their uuids by exactly the XOR of
 //! their nodes' spread hashes, to be mistaken for each other.
 //!
-//! The window is one ring of 16-byte keys and one hash set of the same keys, both allocated
-//! once for the whole window (pages are touched as the window fills): about 40 bytes a flow.
+//! The window is one ring of 16-byte keys and a [`PosTable`] of 4-byte positions into it, at
+//! most half full, both allocated once for the whole window (up to a million flows): about 24
+//! bytes a flow.
 
-use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, Hasher};
+
+use crate::postable::PosTable;
 
 /// The key of one flow: its uuid's 128 bits XOR its node's spread hash.
 type Key = u128;
@@ -20,7 +22,9 @@ type Key = u128;
 #[derive(Debug)]
 pub struct Dedup {
     capacity: usize,
-    seen: HashSet<Key, foldhash::fast::RandomState>,
+    /// The positions in `order` of the keys held, by their seeded hash.
+    seen: PosTable,
+    hasher: foldhash::fast::RandomState,
     nodes: foldhash::fast::RandomState,
     /// The keys in arrival order, as a ring once full: `next` is the oldest.
     order: Vec<Key>,
@@ -68,6 +72,11 @@ pub fn uuid_bits(uuid: &str) -> u128 {
     u128::from(hash_str(uuid, 1)) << 64 | u128::from(hash_str(uuid, 2))
 }
 
+/// The seeded hash of the key at a position of the ring.
+fn hash_at(hasher: &foldhash::fast::RandomState, order: &[Key], p: u32) -> u64 {
+    order.get(p as usize).map_or(0, |k| hasher.hash_one(k))
+}
+
 /// Windows up to this many flows are allocated whole when made.
 const PRESIZE: usize = 1 << 20;
 
@@ -79,7 +88,8 @@ impl Dedup {
             capacity,
             // Sized once up to a million flows: growing would hold the old and the new table
             // at the same time (a larger window grows as it fills).
-            seen: HashSet::with_capacity_and_hasher(capacity.min(PRESIZE), Default::default()),
+            seen: PosTable::with_room(capacity.min(PRESIZE)),
+            hasher: Default::default(),
             nodes: Default::default(),
             order: Vec::with_capacity(capacity.min(PRESIZE)),
             next: 0,
@@ -93,14 +103,29 @@ impl Dedup {
             return false;
         }
         let key = uuid_bits(uuid) ^ spread(self.nodes.hash_one(node));
-        if !self.seen.insert(key) {
+        let hash = self.hasher.hash_one(key);
+        let order = &self.order;
+        if self
+            .seen
+            .probe(hash)
+            .any(|p| order.get(p as usize) == Some(&key))
+        {
             return true;
         }
+        let hasher = &self.hasher;
         if self.order.len() < self.capacity {
+            let pos = self.order.len() as u32;
             self.order.push(key);
-        } else if let Some(slot) = self.order.get_mut(self.next) {
-            let old = std::mem::replace(slot, key);
-            self.seen.remove(&old);
+            let order = &self.order;
+            self.seen.insert(hash, pos, |p| hash_at(hasher, order, p));
+        } else if let Some(&old) = self.order.get(self.next) {
+            let pos = self.next as u32;
+            let order = &self.order;
+            self.seen
+                .remove(hasher.hash_one(old), pos, |p| hash_at(hasher, order, p));
+            self.order[self.next] = key;
+            let order = &self.order;
+            self.seen.insert(hash, pos, |p| hash_at(hasher, order, p));
             self.next = (self.next + 1) % self.capacity;
         }
         false
@@ -158,6 +183,28 @@ mod tests {
             uuid_bits(u)
         );
         assert_ne!(uuid_bits("not-a-uuid"), uuid_bits("not-a-uuid2"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_a_window_of_the_last_n_distinct_keys(
+            cap in 1usize..12,
+            seq in proptest::collection::vec((0u8..3, 0u8..24), 1..300),
+        ) {
+            let mut d = Dedup::new(cap);
+            let mut model: std::collections::VecDeque<(u8, u8)> = Default::default();
+            for (node, uuid) in seq {
+                let dup = d.is_duplicate(&format!("n{node}"), &format!("u{uuid}"));
+                proptest::prop_assert_eq!(dup, model.contains(&(node, uuid)));
+                if !dup {
+                    model.push_back((node, uuid));
+                    if model.len() > cap {
+                        model.pop_front();
+                    }
+                }
+                proptest::prop_assert_eq!(d.len(), model.len());
+            }
+        }
     }
 
     proptest::proptest! {

@@ -116,7 +116,7 @@ pub fn names(side: &Side<'_>) -> Vec<String> {
         .iter()
         .map(String::as_str)
         .chain(n.query)
-        .chain(n.asked().map(|a| &*a.name))
+        .chain(n.asked().map(|a| a.name))
         .filter(|n| !n.is_empty());
     let mut out: Vec<String> = Vec::new();
     for name in all {

@@ -26,6 +26,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
         None => Input::Relay,
     };
+    crate::memory::one_arena();
     let rt = runtime_builder()
         .enable_all()
         .build()

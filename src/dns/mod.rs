@@ -16,7 +16,8 @@ use std::sync::Arc;
 use crate::api::flow::{Endpoint, Flow, L7FlowType, Verdict, layer7};
 use crate::config::{DnsConfig, DnsScope};
 use crate::flow::{Side, is_reply, l4_ports, unix_seconds};
-use crate::names::{Asked, Ignored, Learned, normalize};
+use crate::names::store::{self, Answered};
+use crate::names::{Ignored, Learned, Store, normalize};
 use crate::rules::endpoint::EndpointSelector;
 
 /// Who a learned name belongs to: a 128-bit hash of (namespace, pod), or 0 for cluster scope.
@@ -74,28 +75,6 @@ pub enum Learn {
     Ignored(IgnoreReason),
 }
 
-/// The key of one (owner, IP): both as pairs of `u64` (no 16-byte alignment, no padding), an
-/// IPv4 address as its IPv4-mapped IPv6 form (the same address, as Go prints it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    owner: [u64; 2],
-    ip: [u64; 2],
-}
-
-impl Key {
-    fn new(owner: Owner, ip: IpAddr) -> Self {
-        let halves = |v: u128| [(v >> 64) as u64, v as u64];
-        let ip = match ip {
-            IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
-            IpAddr::V6(a) => a.to_bits(),
-        };
-        Key {
-            owner: halves(owner),
-            ip: halves(ip),
-        }
-    }
-}
-
 /// Caches up to this many entries are allocated whole when made (a table that grows holds
 /// the old and the new one at the same time: the peak, not the steady size, is what a memory
 /// limit sees).
@@ -109,11 +88,8 @@ pub struct NameCache {
     min_ttl: f64,
     enabled: bool,
     servers: Vec<EndpointSelector>,
-    map: HashMap<Key, Learned, foldhash::fast::RandomState>,
-    /// Insertion order for eviction: (key, seq).
-    order: VecDeque<(Key, u64)>,
-    entries: usize,
-    seq: u64,
+    /// The learned names, oldest first out.
+    store: Store,
     ignored: HashMap<(Owner, IpAddr), Ignored, foldhash::fast::RandomState>,
     ignored_order: VecDeque<(Owner, IpAddr)>,
     /// Ignored answers not yet handed to the metrics, per reason.
@@ -145,10 +121,7 @@ impl NameCache {
                 .iter()
                 .filter_map(|s| s.compile().ok())
                 .collect(),
-            map: HashMap::with_capacity_and_hasher(presize, Default::default()),
-            order: VecDeque::with_capacity(presize),
-            entries: 0,
-            seq: 0,
+            store: Store::with_room(presize),
             ignored: HashMap::default(),
             ignored_order: VecDeque::new(),
             ignored_pending: [0; IgnoreReason::ALL.len()],
@@ -157,12 +130,12 @@ impl NameCache {
 
     /// How many (owner, IP, asked name) entries are held.
     pub fn len(&self) -> usize {
-        self.entries
+        self.store.len()
     }
 
     /// Whether the cache holds nothing (learned or ignored).
     pub fn is_empty(&self) -> bool {
-        self.entries == 0 && self.ignored.is_empty()
+        self.store.is_empty() && self.ignored.is_empty()
     }
 
     /// The answers ignored since the last call, per reason (for the metrics).
@@ -233,7 +206,7 @@ impl NameCache {
             return Learn::Ignored(r);
         }
         let expires = time + f64::from(dns.ttl).max(self.min_ttl);
-        let aliases: Box<[Arc<str>]> = dns
+        let aliases: Vec<Arc<str>> = dns
             .cnames
             .iter()
             .filter_map(|c| normalize(c))
@@ -241,6 +214,8 @@ impl NameCache {
             .take(MAX_ALIASES)
             .map(Arc::from)
             .collect();
+        // One chain, shared by every IP of the answer.
+        let aliases: Option<Arc<[Arc<str>]>> = (!aliases.is_empty()).then(|| aliases.into());
         let mut added = 0;
         for ip in ips {
             self.insert(owner, ip, &query, &aliases, time, expires);
@@ -254,45 +229,16 @@ impl NameCache {
         owner: Owner,
         ip: IpAddr,
         name: &Arc<str>,
-        aliases: &[Arc<str>],
+        aliases: &Option<Arc<[Arc<str>]>>,
         time: f64,
         expires: f64,
     ) {
-        self.seq += 1;
-        let seq = self.seq;
-        let fresh = Asked {
-            name: name.clone(),
-            aliases: aliases.into(),
-            asked_at: time,
-            expires,
-            seq,
-        };
-        let key = Key::new(owner, ip);
-        match self.map.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                let learned = o.get_mut();
-                if let Some(a) = learned.find_mut(name) {
-                    // Asked again: the latest answer's chain, the later expiry.
-                    a.expires = a.expires.max(expires);
-                    a.asked_at = a.asked_at.max(time);
-                    a.aliases = fresh.aliases;
-                    a.seq = seq;
-                    self.order.push_back((key, seq));
-                    self.compact_order();
-                    return;
-                }
-                learned.more.push(fresh);
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Learned::new(fresh));
+        let key = store::key(owner, ip);
+        if self.store.answer(key, name, aliases, (time, expires)) == Answered::Added {
+            while self.store.len() > self.max_entries {
+                self.store.evict_oldest();
             }
         }
-        self.entries += 1;
-        self.order.push_back((key, seq));
-        while self.entries > self.max_entries {
-            self.evict_oldest();
-        }
-        self.compact_order();
     }
 
     fn remember_ignored(&mut self, owner: Owner, ip: IpAddr, answer: Ignored) {
@@ -309,40 +255,13 @@ impl NameCache {
         }
     }
 
-    /// Removes the entry with the oldest insertion that is still current.
-    fn evict_oldest(&mut self) {
-        while let Some((key, seq)) = self.order.pop_front() {
-            if let Some(learned) = self.map.get_mut(&key) {
-                if let Some(kept) = learned.remove_seq(seq) {
-                    self.entries -= 1;
-                    if !kept {
-                        self.map.remove(&key);
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Keeps the order queue from growing past a small multiple of the entries when the same
-    /// names are refreshed again and again.
-    fn compact_order(&mut self) {
-        if self.order.len() > 2 * self.max_entries + 1024 {
-            let map = &self.map;
-            self.order.retain(|(key, seq)| {
-                map.get(key)
-                    .is_some_and(|l| l.iter().any(|e| e.seq == *seq))
-            });
-        }
-    }
-
     /// What the pod `namespace/pod` asked for that resolved to `ip` (live or not: the caller
     /// judges against the flow's time).
-    pub fn learned(&self, namespace: &str, pod: &str, ip: IpAddr) -> Option<&Learned> {
-        if self.entries == 0 {
+    pub fn learned(&self, namespace: &str, pod: &str, ip: IpAddr) -> Option<Learned<'_>> {
+        if self.store.is_empty() {
             return None;
         }
-        self.map.get(&Key::new(self.owner(namespace, pod)?, ip))
+        Learned::of(&self.store, store::key(self.owner(namespace, pod)?, ip))
     }
 
     /// The last answer naming `ip` for the pod that was not learned, if one is kept.

@@ -7,9 +7,10 @@
 //! exists.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::CounterWithExemplar;
 use prometheus_client::metrics::family::Family;
@@ -33,7 +34,25 @@ pub const MAX_EXEMPLAR_TIME: f64 = 253_402_300_799.0;
 /// One series' counter.
 type Series = CounterWithExemplar<Labels>;
 
-/// The series created so far, and a reusable lookup key.
+/// The label set of one series: the label names, shared by every series, and the values,
+/// each held once however many series carry it (ten thousand series over a few hundred
+/// namespaces hold a few hundred namespace strings).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SeriesLabels {
+    names: Arc<[String]>,
+    values: Box<[Arc<str>]>,
+}
+
+impl EncodeLabelSet for SeriesLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for (name, value) in self.names.iter().zip(self.values.iter()) {
+            (name.as_str(), &**value).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// The series created so far, a reusable lookup key, and the label values in use.
 #[derive(Default)]
 struct SeriesMap {
     /// Each series' counter and the flow time of its last exemplar.
@@ -41,11 +60,36 @@ struct SeriesMap {
     key: String,
     /// Series with real context values (overflow series excluded).
     regular: usize,
+    /// Every label value of a series, once.
+    values: HashSet<Arc<str>, foldhash::fast::RandomState>,
+}
+
+impl SeriesMap {
+    /// `labels` as a series' label set, its values shared with the series made before.
+    fn series_labels(&mut self, names: &Arc<[String]>, labels: &Labels) -> SeriesLabels {
+        let values = labels
+            .iter()
+            .map(|(_, v)| match self.values.get(v.as_str()) {
+                Some(held) => held.clone(),
+                None => {
+                    let v: Arc<str> = v.as_str().into();
+                    self.values.insert(v.clone());
+                    v
+                }
+            })
+            .collect();
+        SeriesLabels {
+            names: names.clone(),
+            values,
+        }
+    }
 }
 
 /// `hubble_noise_flows_total` and its series.
 pub(super) struct FlowSeries {
-    family: Family<Labels, Series>,
+    family: Family<SeriesLabels, Series>,
+    /// The label names of every series: the four fixed ones, then the context labels.
+    names: Arc<[String]>,
     series: Mutex<SeriesMap>,
     /// The configured context labels (`metrics.labels`).
     pub(super) context_labels: Vec<String>,
@@ -57,14 +101,20 @@ pub(super) struct FlowSeries {
 impl FlowSeries {
     /// Registers `hubble_noise_flows_total`, configured by `cfg`.
     pub(super) fn register(r: &mut Registry, cfg: &MetricsConfig) -> Self {
-        let family = Family::<Labels, Series>::default();
+        let family = Family::<SeriesLabels, Series>::default();
         r.register(
             "flows",
             "DROPPED and AUDIT flows by class, verdict, reason, direction and context",
             family.clone(),
         );
+        let names = ["class", "verdict", "reason", "direction"]
+            .into_iter()
+            .map(String::from)
+            .chain(cfg.labels.iter().cloned())
+            .collect();
         Self {
             family,
+            names,
             series: Mutex::new(SeriesMap::default()),
             context_labels: cfg.labels.clone(),
             max_series: cfg.max_series,
@@ -138,6 +188,7 @@ impl FlowSeries {
         } else {
             self.labels(ctx, d)
         };
+        let l = s.series_labels(&self.names, &l);
         let c = self.family.get_or_create_owned(&l);
         if !overflow {
             s.regular += 1;

@@ -52,6 +52,9 @@ pub struct Metrics {
     pipeline: PipelineMetrics,
     daemon: DaemonMetrics,
     export: ExportCounters,
+    /// The size of the last rendering, to size the next one's buffer (growing a buffer of
+    /// 10,000 series by doubling held the old and the new one at once).
+    last_render: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -81,6 +84,7 @@ impl Metrics {
             pipeline,
             daemon,
             export,
+            last_render: Default::default(),
         }
     }
 
@@ -210,17 +214,29 @@ impl Metrics {
     /// Encodes every metric as OpenMetrics text (with exemplars).
     pub fn encode_openmetrics(&self) -> Result<String, std::fmt::Error> {
         self.refresh();
-        let mut out = String::with_capacity(16 * 1024);
+        let mut out = self.render_buffer();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        self.rendered(&out);
         Ok(out)
     }
 
     /// Encodes every metric in the classic Prometheus text format (0.0.4).
     pub fn encode_text(&self) -> Result<String, std::fmt::Error> {
         self.refresh();
-        let mut out = String::with_capacity(16 * 1024);
+        let mut out = self.render_buffer();
         prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        self.rendered(&out);
         Ok(out)
+    }
+
+    /// A buffer for a rendering: the last one's size and a sixteenth more.
+    fn render_buffer(&self) -> String {
+        let last = self.last_render.load(std::sync::atomic::Ordering::Relaxed);
+        String::with_capacity((last + last / 16).max(16 * 1024))
+    }
+
+    fn rendered(&self, out: &str) {
+        (self.last_render).store(out.len(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 

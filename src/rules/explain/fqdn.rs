@@ -49,7 +49,7 @@ pub(super) fn explain_fqdn(
         ok: Vec::new(),
         bad: Vec::new(),
     };
-    let asked: Vec<&Asked> = n.asked().collect();
+    let asked: Vec<Asked<'_>> = n.asked().collect();
     asked_names(&mut f, &asked, side, time);
     if let Some(q) = n.query {
         match f.cover(q).map(str::to_owned) {
@@ -92,17 +92,17 @@ pub(super) fn explain_fqdn(
 
 /// The live asked names: each covered or not (with a CNAME target that alone would have
 /// matched), and, when several are behind the IP and one is not covered, that all must be.
-fn asked_names(f: &mut Findings<'_>, asked: &[&Asked], side: &Side<'_>, time: Option<f64>) {
+fn asked_names(f: &mut Findings<'_>, asked: &[Asked<'_>], side: &Side<'_>, time: Option<f64>) {
     let before = f.bad.len();
     for a in asked {
-        let name = display_name(&a.name);
+        let name = display_name(a.name);
         let left = time.map_or(0.0, |t| (a.expires - t).max(0.0));
         let how = if asked.len() > 1 {
             format!("asked {}, ttl {left:.0}s left", when(a.asked_at))
         } else {
             format!("ttl {left:.0}s left")
         };
-        if let Some(p) = f.cover(&a.name).map(str::to_owned) {
+        if let Some(p) = f.cover(a.name).map(str::to_owned) {
             f.ok.push(format!("{p} ~ {name} (learned from DNS, {how})"));
             continue;
         }
@@ -131,16 +131,16 @@ fn asked_names(f: &mut Findings<'_>, asked: &[&Asked], side: &Side<'_>, time: Op
 
 /// The names on the flow: said already (an asked name), excused (a CNAME target of an asked
 /// name), covered, or not.
-fn flow_names(f: &mut Findings<'_>, asked: &[&Asked], names: &[String]) {
+fn flow_names(f: &mut Findings<'_>, asked: &[Asked<'_>], names: &[String]) {
     for n in names.iter().filter(|n| !n.is_empty()) {
-        if asked.iter().any(|a| same_name(&a.name, n)) {
+        if asked.iter().any(|a| same_name(a.name, n)) {
             continue;
         }
         if let Some(a) = asked.iter().find(|a| a.has_alias(n)) {
             f.ok.push(format!(
                 "{} (on the flow) is a CNAME target of {}",
                 display_name(n),
-                display_name(&a.name)
+                display_name(a.name)
             ));
             continue;
         }
@@ -169,7 +169,7 @@ fn no_name(f: &mut Findings<'_>, side: &Side<'_>, time: Option<f64>) {
             f.bad.push(format!(
                 "{} was learned from DNS but its answer expired {:.0}s before the flow \
                  (asked {}, ttl {:.0}s)",
-                display_name(&a.name),
+                display_name(a.name),
                 t - a.expires,
                 when(a.asked_at),
                 a.expires - a.asked_at

@@ -11,7 +11,11 @@
 //! covered: every live asked name, the query, and every name listed on the flow except those
 //! known to be aliases of a live asked name. When in doubt, unexpected.
 
+pub mod store;
+
 use std::sync::Arc;
+
+pub use store::{Asked, Store};
 
 /// The longest name, in characters, without its trailing dot (DNS limit); a longer one is no
 /// name a pattern can match.
@@ -55,92 +59,41 @@ pub fn display_name(name: &str) -> String {
     core.to_ascii_lowercase()
 }
 
-/// One name a pod asked for, with what the trusted answer said about it.
-#[derive(Debug, Clone)]
-pub struct Asked {
-    /// The asked name, normalized (lower-case, trailing dot).
-    pub name: Arc<str>,
-    /// The CNAME chain of the answer, normalized: aliases of `name`, not names of their own.
-    pub aliases: Box<[Arc<str>]>,
-    /// When it was (last) answered, Unix seconds.
-    pub asked_at: f64,
-    /// Until when the answer holds (answer time + TTL, floored at `dns.min_ttl`).
-    pub expires: f64,
-    /// Insertion sequence, for eviction.
-    pub(crate) seq: u64,
-}
-
-impl Asked {
-    /// Whether the answer still holds at `time`.
-    pub fn live_at(&self, time: f64) -> bool {
-        time <= self.expires
-    }
-
+impl Asked<'_> {
     /// Whether `name` is one of this answer's CNAME targets (any case, trailing dot or not).
     pub fn has_alias(&self, name: &str) -> bool {
         self.aliases.iter().any(|a| same_name(a, name))
     }
 }
 
-/// The asked names of one (pod, IP): almost always one, kept inline so that an entry costs no
-/// allocation of its own.
-#[derive(Debug, Clone)]
-pub struct Learned {
-    pub(crate) first: Asked,
-    pub(crate) more: Vec<Asked>,
+/// The asked names of one (pod, IP) in the name cache: a view, as cheap to copy as a
+/// reference.
+#[derive(Debug, Clone, Copy)]
+pub struct Learned<'a> {
+    store: &'a Store,
+    key: store::Key,
+    hash: u64,
 }
 
-impl Learned {
-    /// A record holding one asked name.
-    pub(crate) fn new(first: Asked) -> Self {
-        Self {
-            first,
-            more: Vec::new(),
-        }
+impl<'a> Learned<'a> {
+    /// The names of `key` in `store`, or `None` when it holds none.
+    pub fn of(store: &'a Store, key: store::Key) -> Option<Self> {
+        let l = Self {
+            store,
+            key,
+            hash: store.hash(key),
+        };
+        l.iter().next().is_some().then_some(l)
     }
 
     /// Every asked name held, live or not.
-    pub fn iter(&self) -> impl Iterator<Item = &Asked> {
-        std::iter::once(&self.first).chain(&self.more)
+    pub fn iter(self) -> impl Iterator<Item = Asked<'a>> + 'a {
+        self.store.names(self.key, self.hash)
     }
 
     /// The asked names whose answers hold at `time`.
-    pub fn live(&self, time: f64) -> impl Iterator<Item = &Asked> {
+    pub fn live(self, time: f64) -> impl Iterator<Item = Asked<'a>> + 'a {
         self.iter().filter(move |a| a.live_at(time))
-    }
-
-    pub(crate) fn find_mut(&mut self, name: &str) -> Option<&mut Asked> {
-        std::iter::once(&mut self.first)
-            .chain(&mut self.more)
-            .find(|a| &*a.name == name)
-    }
-
-    /// How many asked names are held.
-    pub fn len(&self) -> usize {
-        1 + self.more.len()
-    }
-
-    /// Never empty: a record exists only with at least one name.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Removes the entry with this sequence number: `Some(true)` when names remain,
-    /// `Some(false)` when it was the last one (the caller then drops the record), `None` when
-    /// no entry has it.
-    pub(crate) fn remove_seq(&mut self, seq: u64) -> Option<bool> {
-        if self.first.seq == seq {
-            return match self.more.pop() {
-                Some(e) => {
-                    self.first = e;
-                    Some(true)
-                }
-                None => Some(false),
-            };
-        }
-        let pos = self.more.iter().position(|e| e.seq == seq)?;
-        self.more.swap_remove(pos);
-        Some(true)
     }
 }
 
@@ -163,7 +116,7 @@ pub struct SideNames<'a> {
     /// On the destination of an L7 DNS flow: the query.
     pub query: Option<&'a str>,
     /// What the pod on the other side asked for that resolved to this IP.
-    pub learned: Option<&'a Learned>,
+    pub learned: Option<Learned<'a>>,
     /// An answer naming this IP from a server that is not trusted.
     pub ignored: Option<&'a Ignored>,
     /// The flow's time (learned names are judged against it).
@@ -172,7 +125,7 @@ pub struct SideNames<'a> {
 
 impl<'a> SideNames<'a> {
     /// The asked names whose answers hold at the flow's time (none when it has no time).
-    pub fn asked(&self) -> impl Iterator<Item = &'a Asked> + 'a {
+    pub fn asked(&self) -> impl Iterator<Item = Asked<'a>> + 'a {
         let time = self.time;
         self.learned
             .into_iter()
@@ -189,7 +142,7 @@ impl<'a> SideNames<'a> {
     /// names that are not aliases of a live asked name. A name may come twice (harmless).
     pub fn required(&self) -> impl Iterator<Item = &'a str> + 'a {
         let this = *self;
-        self.asked().map(|a| &*a.name).chain(self.query).chain(
+        self.asked().map(|a| a.name).chain(self.query).chain(
             self.flow
                 .iter()
                 .map(String::as_str)
@@ -201,7 +154,7 @@ impl<'a> SideNames<'a> {
     /// would look at (for `hubble_noise_names_ambiguous_total`).
     pub fn any(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.asked()
-            .flat_map(|a| std::iter::once(&*a.name).chain(a.aliases.iter().map(|x| &**x)))
+            .flat_map(|a| std::iter::once(a.name).chain(a.aliases.iter().map(|x| &**x)))
             .chain(self.query)
             .chain(self.flow.iter().map(String::as_str))
             .filter(|n| !n.is_empty())
@@ -220,7 +173,7 @@ impl<'a> SideNames<'a> {
             .map(String::as_str)
             .find(|n| !n.is_empty())
             .or(self.query)
-            .or_else(|| self.asked().map(|a| &*a.name).next())
+            .or_else(|| self.asked().map(|a| a.name).next())
     }
 
     /// Whether every required name is matched by `covers`, and there is at least one.
@@ -240,24 +193,21 @@ impl<'a> SideNames<'a> {
 mod tests {
     use super::*;
 
-    fn asked(name: &str, aliases: &[&str], expires: f64) -> Asked {
-        Asked {
-            name: name.into(),
-            aliases: aliases.iter().map(|a| Arc::from(*a)).collect(),
-            asked_at: 0.0,
-            expires,
-            seq: 0,
-        }
-    }
-
     #[test]
     fn required_names_are_live_asked_names_the_query_and_flow_names_that_are_not_aliases() {
-        let mut l = Learned::new(asked(
-            "ingest.telemetry.example.com.",
-            &["cdn.example.net."],
-            100.0,
-        ));
-        l.more.push(asked("old.example.org.", &[], 10.0));
+        let mut store = Store::with_room(4);
+        let key = store::key(1, "192.0.2.1".parse().expect("ip"));
+        let cdn: Arc<[Arc<str>]> = [Arc::from("cdn.example.net.")].into();
+        store.answer(
+            key,
+            &Arc::from("ingest.telemetry.example.com."),
+            &Some(cdn),
+            (0.0, 100.0),
+        );
+        store.answer(key, &Arc::from("old.example.org."), &None, (0.0, 10.0));
+        let l = Learned::of(&store, key).expect("held");
+        assert_eq!(l.iter().count(), 2);
+        assert_eq!(l.live(50.0).count(), 1);
         let flow = vec![
             "CDN.example.net".to_string(),
             "other.example.org".to_string(),
@@ -266,7 +216,7 @@ mod tests {
         let s = SideNames {
             flow: &flow,
             query: None,
-            learned: Some(&l),
+            learned: Some(l),
             ignored: None,
             time: Some(50.0),
         };
