@@ -31,8 +31,13 @@ pub(super) async fn pipeline_task(
     let hook = crate::supervise::hooks::from_env();
     let mut classifier = cls_rx.borrow_and_update().clone();
     let mut batch = Vec::with_capacity(256);
+    let mut trimmed = tokio::time::Instant::now();
     loop {
         heartbeat.beat();
+        if trimmed.elapsed() >= crate::memory::TRIM_EVERY {
+            crate::memory::trim();
+            trimmed = tokio::time::Instant::now();
+        }
         // `recv_many` is cancel safe: a timeout loses nothing.
         match tokio::time::timeout(beat_every, rx.recv_many(&mut batch, 256)).await {
             Err(_) => continue,
