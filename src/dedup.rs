@@ -8,7 +8,7 @@
 //! their nodes' spread hashes, to be mistaken for each other.
 //!
 //! The window is one ring of 16-byte keys and a [`PosTable`] of 4-byte positions into it, at
-//! most half full, both allocated once for the whole window (up to a million flows): about 24
+//! most half full, both allocated once for the whole window (up to a million flows): about 27
 //! bytes a flow.
 
 use std::hash::{BuildHasher, Hash, Hasher};

@@ -123,7 +123,8 @@ impl PosTable {
     }
 }
 
-/// The positions of one probe run ([`PosTable::probe`]).
+/// The positions of one probe run ([`PosTable::probe`]). A copy resumes where it was taken.
+#[derive(Debug, Clone, Copy)]
 pub struct Probe<'a> {
     slots: &'a [u32],
     at: usize,

@@ -236,7 +236,8 @@ impl Metrics {
     }
 
     fn rendered(&self, out: &str) {
-        (self.last_render).store(out.len(), std::sync::atomic::Ordering::Relaxed);
+        self.last_render
+            .store(out.len(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 

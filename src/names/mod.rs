@@ -72,23 +72,20 @@ impl Asked<'_> {
 pub struct Learned<'a> {
     store: &'a Store,
     key: store::Key,
-    hash: u64,
+    /// Where its names start in the store's index.
+    from: crate::postable::Probe<'a>,
 }
 
 impl<'a> Learned<'a> {
     /// The names of `key` in `store`, or `None` when it holds none.
     pub fn of(store: &'a Store, key: store::Key) -> Option<Self> {
-        let l = Self {
-            store,
-            key,
-            hash: store.hash(key),
-        };
-        l.iter().next().is_some().then_some(l)
+        let from = store.first(key, store.hash(key))?;
+        Some(Self { store, key, from })
     }
 
     /// Every asked name held, live or not.
     pub fn iter(self) -> impl Iterator<Item = Asked<'a>> + 'a {
-        self.store.names(self.key, self.hash)
+        self.store.names_from(self.key, self.from)
     }
 
     /// The asked names whose answers hold at `time`.

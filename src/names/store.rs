@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::postable::PosTable;
+use crate::postable::{PosTable, Probe};
 
 /// The key of one (owner, IP): the owner's 128-bit hash XOR a bijection of the IP's 128 bits
 /// (IPv4 as its IPv4-mapped IPv6 form), as two `u64` (no 16-byte alignment). One owner's IPs
@@ -139,8 +139,30 @@ impl Store {
 
     /// The names held for `key` (whose hash is `hash`), live or not.
     pub fn names(&self, key: Key, hash: u64) -> impl Iterator<Item = Asked<'_>> + '_ {
-        self.positions(key, hash)
-            .filter_map(|p| self.get(p))
+        self.names_from(key, self.index.probe(hash))
+    }
+
+    /// Where the names of `key` start in its probe run, or `None` when none is held: a
+    /// look-up that finds something and the walk over what it found then scan the run once.
+    pub fn first(&self, key: Key, hash: u64) -> Option<Probe<'_>> {
+        let mut probe = self.index.probe(hash);
+        loop {
+            let at = probe;
+            let p = probe.next()?;
+            if self.get(p).is_some_and(|r| r.key == key) {
+                return Some(at);
+            }
+        }
+    }
+
+    /// The names of `key` in the rest of a probe run ([`Store::first`]).
+    pub fn names_from<'a>(
+        &'a self,
+        key: Key,
+        from: Probe<'a>,
+    ) -> impl Iterator<Item = Asked<'a>> + 'a {
+        from.filter_map(|p| self.get(p))
+            .filter(move |r| r.key == key)
             .map(Record::asked)
     }
 
