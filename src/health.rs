@@ -1,11 +1,11 @@
 //! Whether the pipeline still takes work, for `/healthz` (PRODUCT.md §8, §9).
 //!
-//! The pipeline task bumps a [`Heartbeat`] before every wait for input and after every batch,
-//! and, while its queue is empty, at least every [`beat_interval`]: an idle pipeline keeps
-//! reporting in. One that is stuck inside a batch, or gone, stops beating; once it has been
-//! silent for `metrics.pipeline_stall_timeout`, `/healthz` fails and says how long and how
-//! many responses wait in its queue. Liveness is not tied to the relay: a relay that is down
-//! leaves the pipeline idle, not stuck.
+//! The pipeline task bumps a [`Heartbeat`] after every batch and, while it waits for input, at
+//! least every [`beat_interval`]: an idle pipeline keeps reporting in. One that is stuck
+//! inside a batch, or gone, stops beating; once it has been silent for
+//! `metrics.pipeline_stall_timeout`, `/healthz` fails and says how long (and, with a
+//! recording, how many responses wait in its queue). Liveness is not tied to the relay: a
+//! relay that is down leaves the pipeline idle, not stuck.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,9 +66,9 @@ pub fn beat_interval(stall_timeout: Duration) -> Duration {
 pub struct PipelineHealth {
     /// Bumped by the pipeline task.
     pub heartbeat: Arc<Heartbeat>,
-    /// The pipeline's input, to say how much waits. Weak: `/healthz` must not keep the
-    /// channel open.
-    pub queue: mpsc::WeakSender<GetFlowsResponse>,
+    /// The pipeline's input queue (a recording's), to say how much waits; `None` when the
+    /// pipeline follows the relay itself. Weak: `/healthz` must not keep the channel open.
+    pub queue: Option<mpsc::WeakSender<GetFlowsResponse>>,
     /// Silence longer than this is a stall.
     pub stall_timeout: Duration,
 }
@@ -77,7 +77,8 @@ impl PipelineHealth {
     /// Responses waiting in the pipeline's queue.
     pub fn queued(&self) -> usize {
         self.queue
-            .upgrade()
+            .as_ref()
+            .and_then(mpsc::WeakSender::upgrade)
             .map_or(0, |tx| tx.max_capacity().saturating_sub(tx.capacity()))
     }
 
@@ -87,12 +88,15 @@ impl PipelineHealth {
         if silent <= self.stall_timeout {
             return Ok(());
         }
-        Err(format!(
-            "pipeline stalled: no work taken for {:.1}s (limit {:?}), {} responses queued",
+        let mut why = format!(
+            "pipeline stalled: no work taken for {:.1}s (limit {:?})",
             silent.as_secs_f64(),
             self.stall_timeout,
-            self.queued()
-        ))
+        );
+        if self.queue.is_some() {
+            why.push_str(&format!(", {} responses queued", self.queued()));
+        }
+        Err(why)
     }
 }
 
@@ -109,7 +113,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(8);
         let h = PipelineHealth {
             heartbeat: Arc::new(Heartbeat::new()),
-            queue: tx.downgrade(),
+            queue: Some(tx.downgrade()),
             stall_timeout: stall,
         };
         (h, (tx, rx))

@@ -23,12 +23,11 @@ pub const EXIT_TASK_STOPPED: u8 = 3;
 pub enum Task {
     /// The HTTP server (`/metrics`, `/healthz`, `/readyz`, `/-/reload`).
     Server,
-    /// The hubble-relay follower.
-    Relay,
     /// The `--replay` recording reader. Without `--loop` it ends when the file does; that is
     /// the one task allowed to end before shutdown.
     Replay,
-    /// The pipeline: de-duplicate, learn names, classify, count.
+    /// The pipeline: de-duplicate, learn names, classify, count. With the relay it also
+    /// follows the stream (reconnecting forever), taking each response as it is decoded.
     Pipeline,
     /// The reloader: `POST /-/reload`, `SIGHUP`, watched files.
     Reloader,
@@ -41,7 +40,6 @@ impl Task {
     pub fn as_str(self) -> &'static str {
         match self {
             Task::Server => "http_server",
-            Task::Relay => "relay_follower",
             Task::Replay => "replay",
             Task::Pipeline => "pipeline",
             Task::Reloader => "reloader",
@@ -144,7 +142,8 @@ impl Supervisor {
 ///
 /// - `panic-pipeline`: the pipeline task panics on its first batch;
 /// - `stall-pipeline-while=PATH`: every batch waits while `PATH` exists (a stuck pipeline
-///   with its input queued; remove the file and it goes on);
+///   with its input queued; with the relay the step blocks its thread, as a step stuck on
+///   the CPU would; remove the file and it goes on);
 /// - `panic-flow-log-writer`: the flow log's writer thread (`[export]`) panics on its first
 ///   line.
 #[cfg(debug_assertions)]
@@ -191,6 +190,23 @@ pub mod hooks {
             Some(Hook::StallPipelineWhile(p)) => {
                 while p.exists() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    /// Runs the hook at the start of a batch the relay follower's own task takes: the stall
+    /// blocks the thread, since that task also beats the heartbeat while it waits.
+    pub fn before_batch_blocking(hook: Option<&Hook>) {
+        match hook {
+            None | Some(Hook::PanicFlowLogWriter) => {}
+            Some(Hook::PanicPipeline) => panic!("test hook: pipeline panic"),
+            Some(Hook::StallPipelineWhile(p)) => {
+                if p.exists() {
+                    tracing::warn!(path = %p.display(), "test hook: pipeline stuck on its thread");
+                }
+                while p.exists() {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         }

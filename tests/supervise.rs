@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use common::cli::bin;
 use common::{http, sum};
 use hubble_noise::daemon::{Input, run_daemon};
 use hubble_noise::supervise::{EXIT_TASK_STOPPED, Task, TaskStopped};
+use hubble_noise_testkit::fake_relay::{self, FakeRelay, T0};
 
 /// `n` distinct DROPPED flows, one JSON line each.
 fn recording(dir: &Path, n: usize) -> PathBuf {
@@ -56,11 +58,26 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path, replay: &Path, hook: Option<&str>) -> Self {
+        Self::start_with(
+            config,
+            &[OsStr::new("--replay"), replay.as_os_str()],
+            hook,
+            &[],
+        )
+    }
+
+    /// Starts `run -c config` with `args` after it, the test hook `hook` and `env`.
+    fn start_with(
+        config: &Path,
+        args: &[&OsStr],
+        hook: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = bin();
         cmd.args(["run", "-c"])
             .arg(config)
-            .arg("--replay")
-            .arg(replay)
+            .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -176,6 +193,19 @@ async fn healthz_until(addr: SocketAddr, want: u16) -> String {
     }
 }
 
+/// A fake relay that streams `n` distinct DROPPED flows on its first call, then holds the
+/// stream open, and a config (with `extra`) that follows it.
+async fn relay_with_flows(dir: &Path, n: usize, extra: &str) -> (fake_relay::Running, PathBuf) {
+    let script = (0..n)
+        .map(|i| {
+            fake_relay::Step::Send(Box::new(fake_relay::flow(&format!("r{i}"), "n1", "a", T0)))
+        })
+        .collect();
+    let relay = fake_relay::start_relay(FakeRelay::new(vec![script])).await;
+    let extra = format!("{extra}\n[relay]\naddress = \"http://{}\"\n", relay.addr);
+    (relay, config(dir, &extra))
+}
+
 /// Runs the daemon with the test hook `hook` (and `extra` config) and checks that it exits
 /// with [`EXIT_TASK_STOPPED`] and an ERROR line naming `task` and carrying `message`.
 fn a_panic_ends_the_process(hook: &str, extra: &str, task: &str, message: &str) {
@@ -184,7 +214,13 @@ fn a_panic_ends_the_process(hook: &str, extra: &str, task: &str, message: &str) 
     }
     let dir = tempfile::tempdir().unwrap();
     let rec = recording(dir.path(), 10);
-    let mut d = Daemon::start(&config(dir.path(), extra), &rec, Some(hook));
+    let d = Daemon::start(&config(dir.path(), extra), &rec, Some(hook));
+    exits_naming(d, task, message);
+}
+
+/// Waits for `d` to exit with [`EXIT_TASK_STOPPED`] and an ERROR line naming `task` and
+/// carrying `message`.
+fn exits_naming(mut d: Daemon, task: &str, message: &str) {
     let status = d.wait_exit();
     assert_eq!(
         status.code(),
@@ -205,6 +241,23 @@ fn a_panic_in_the_pipeline_ends_the_process_with_a_log_line_naming_it() {
         "pipeline",
         "test hook: pipeline panic",
     );
+}
+
+/// With the relay the pipeline step runs inside the task that follows the stream; a panic
+/// there ends the process the same way, naming the pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_pipeline_fed_by_the_relay_ends_the_process_naming_it() {
+    if !hooks_compiled_in() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, cfg) = relay_with_flows(dir.path(), 10, "").await;
+    let d = Daemon::start_with(&cfg, &[], Some("panic-pipeline"), &[]);
+    tokio::task::spawn_blocking(move || {
+        exits_naming(d, "pipeline", "test hook: pipeline panic");
+    })
+    .await
+    .unwrap();
 }
 
 /// The flow log's writer is a core task: if it dies, the daemon does not count on with the
@@ -259,6 +312,43 @@ async fn healthz_fails_while_the_pipeline_is_stalled_and_recovers_when_it_goes_o
     d.wait_line(&["recording done; serving its counts until stopped"]);
     assert_eq!(http(addr, "GET", "/healthz", None).await.0, 200);
     let status = d.terminate();
+    assert!(status.success(), "{status}; log:\n{}", d.log.join("\n"));
+}
+
+/// With the relay the step runs on the task that follows the stream, on the daemon's single
+/// worker: a step stuck on its thread stops every answer, so the shipped liveness probe (3 s
+/// timeout) fails just as on a 503, and the daemon answers and counts again when it goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_fails_while_the_pipeline_fed_by_the_relay_is_stuck_and_recovers() {
+    if !hooks_compiled_in() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, cfg) =
+        relay_with_flows(dir.path(), 1000, "pipeline_stall_timeout = \"300ms\"\n").await;
+    let stall = dir.path().join("stall");
+    std::fs::write(&stall, "").unwrap();
+    let hook = format!("stall-pipeline-while={}", stall.display());
+    let mut d = Daemon::start_with(&cfg, &[], Some(&hook), &[]);
+    let addr = tokio::task::block_in_place(|| d.addr());
+    tokio::task::block_in_place(|| d.wait_line(&["test hook: pipeline stuck on its thread"]));
+
+    let probe =
+        tokio::time::timeout(Duration::from_secs(3), http(addr, "GET", "/healthz", None)).await;
+    match probe {
+        Err(_) => {}
+        Ok((status, _, body)) => {
+            assert_eq!(status, 503, "a stuck step must fail the probe: {body}")
+        }
+    }
+
+    std::fs::remove_file(&stall).unwrap();
+    common::wait_for(addr, "every flow counted", |t| {
+        sum(t, "hubble_noise_flows_total", &[]) == 1000.0
+    })
+    .await;
+    assert_eq!(healthz_until(addr, 200).await, "ok\n");
+    let status = tokio::task::block_in_place(|| d.terminate());
     assert!(status.success(), "{status}; log:\n{}", d.log.join("\n"));
 }
 

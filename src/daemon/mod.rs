@@ -1,12 +1,13 @@
 //! The daemon (`run`, PRODUCT.md §2, §8, §9): one task per concern, each supervised.
 //!
-//! The HTTP server, the source (relay stream or `--replay` recording), the reloader
-//! ([`reload`]: `POST /-/reload`, `SIGHUP`, changes of watched files), ONE pipeline task
-//! (`pipeline`) that owns the [`crate::pipeline::Pipeline`] and updates the metrics, and, with
-//! `[export]` on, the flow log's writer thread ([`crate::export`]). A task
-//! that stops or panics ends the process with exit status 3 ([`crate::supervise`]). The
-//! source hands responses over a bounded channel, so a slow pipeline slows the stream down
-//! (the relay then reports lost events) instead of growing memory.
+//! The HTTP server, the reloader ([`reload`]: `POST /-/reload`, `SIGHUP`, changes of watched
+//! files), ONE pipeline task (`pipeline`) that owns the [`crate::pipeline::Pipeline`] and
+//! updates the metrics, and, with `[export]` on, the flow log's writer thread
+//! ([`crate::export`]). A task that stops or panics ends the process with exit status 3
+//! ([`crate::supervise`]). With the relay the pipeline task follows the stream itself and
+//! takes each response as it is decoded, so a slow pipeline reads the stream more slowly (the
+//! relay then reports lost events) instead of growing memory; a `--replay` recording is read
+//! by its own task (`replay`) and handed over a bounded channel.
 
 mod pipeline;
 mod reload;
@@ -20,18 +21,19 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::api::observer::GetFlowsResponse;
 use crate::config::Loaded;
 use crate::health::{Heartbeat, PipelineHealth, beat_interval};
 use crate::load;
 use crate::metrics::Metrics;
 use crate::server::{AppState, ReloadRequest, serve};
-use crate::source::{recording, relay};
+use crate::source::recording;
 use crate::supervise::{Supervisor, Task, TaskStopped};
 use crate::watcher::Targets;
 
 pub use reload::reload;
 
-/// Responses in flight between the source and the pipeline.
+/// Responses in flight between a recording's reader and the pipeline.
 pub const CHANNEL_CAPACITY: usize = 1024;
 /// How long tasks get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -103,21 +105,24 @@ pub async fn run_daemon(
     let (cls_tx, cls_rx) = watch::channel(Arc::new(classifier));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let heartbeat = Arc::new(Heartbeat::new());
+    let triage = sinks.triage.clone();
+    let step = pipeline::Step::new(
+        crate::pipeline::Pipeline::new(&cfg),
+        sinks,
+        cls_rx,
+        metrics.clone(),
+        heartbeat.clone(),
+    );
+    // A recording's reader hands responses over a channel; the relay is followed by the
+    // pipeline's own task.
+    let queue = matches!(input, Input::Replay { .. }).then(|| mpsc::channel(CHANNEL_CAPACITY));
     let health = PipelineHealth {
-        heartbeat: heartbeat.clone(),
-        queue: tx.downgrade(),
+        heartbeat,
+        queue: queue.as_ref().map(|(tx, _)| tx.downgrade()),
         stall_timeout: cfg.metrics.pipeline_stall_timeout,
     };
-    let state = Arc::new(app_state(
-        &cfg,
-        &metrics,
-        reload_tx,
-        web,
-        health,
-        sinks.triage.clone(),
-    ));
+    let state = Arc::new(app_state(&cfg, &metrics, reload_tx, web, health, triage));
 
     let mut tasks = Supervisor::new();
     tasks.spawn(
@@ -138,31 +143,60 @@ pub async fn run_daemon(
             .await
             .map_err(|e| e.to_string())
     });
-    tasks.spawn(
-        Task::Pipeline,
-        pipeline::pipeline_task(
-            crate::pipeline::Pipeline::new(&cfg),
-            sinks,
-            cls_rx,
-            metrics.clone(),
-            rx,
-            heartbeat,
-            beat_interval(cfg.metrics.pipeline_stall_timeout),
-        ),
-    );
     if let Some(w) = export_writer {
         tasks.spawn_blocking(Task::Export, move || w.run());
     }
-    // Held until shutdown, so the pipeline's input closes only then: a source that ends (a
-    // replay without --loop) leaves the pipeline idle, and a pipeline that ends before
-    // shutdown is always a failure.
-    spawn_source(&mut tasks, input, &cfg, &metrics, tx.clone(), &stop_rx);
+    // The sender is held until shutdown, so the pipeline's input closes only then: a source
+    // that ends (a replay without --loop) leaves the pipeline idle, and a pipeline that ends
+    // before shutdown is always a failure.
+    let tx = spawn_pipeline(&mut tasks, input, queue, step, &cfg, &metrics, &stop_rx);
     let failure = until_stopped(&mut tasks, shutdown).await;
     let _ = stop_tx.send(true);
     drop(tx);
     match stop_all(tasks, failure).await {
         Some(f) => Err(f.into()),
         None => Ok(()),
+    }
+}
+
+/// A recording's responses, from its reader to the pipeline.
+type Queue = (
+    mpsc::Sender<GetFlowsResponse>,
+    mpsc::Receiver<GetFlowsResponse>,
+);
+
+/// Spawns the pipeline on its input: with a recording, the reader and the pipeline on both
+/// ends of `queue` (its sender is returned, to be held until shutdown); with the relay, the
+/// pipeline's task follows the stream itself.
+fn spawn_pipeline(
+    tasks: &mut Supervisor,
+    input: Input,
+    queue: Option<Queue>,
+    step: pipeline::Step,
+    cfg: &crate::config::Config,
+    metrics: &Arc<Metrics>,
+    stop_rx: &watch::Receiver<bool>,
+) -> Option<mpsc::Sender<GetFlowsResponse>> {
+    let beat_every = beat_interval(cfg.metrics.pipeline_stall_timeout);
+    match (input, queue) {
+        (Input::Replay { path, looped, rate }, Some((tx, rx))) => {
+            tasks.spawn(
+                Task::Pipeline,
+                pipeline::pipeline_task(step, rx, beat_every),
+            );
+            let (m, stop, sender) = (metrics.clone(), stop_rx.clone(), tx.clone());
+            tasks.spawn_blocking(Task::Replay, move || {
+                recording::replay(&path, looped, rate, &m, &sender, &stop)
+            });
+            Some(tx)
+        }
+        _ => {
+            let stop = stopped(stop_rx.clone());
+            let follow =
+                pipeline::follow_relay(step, cfg.relay.clone(), cfg.dns.learn, beat_every, stop);
+            tasks.spawn(Task::Pipeline, follow);
+            None
+        }
     }
 }
 
@@ -198,35 +232,6 @@ fn app_state(
     // Ready: the configuration is loaded.
     state.ready.store(true, Ordering::Relaxed);
     state
-}
-
-/// Starts the source: the relay follower, or the recording reader on a blocking thread.
-fn spawn_source(
-    tasks: &mut Supervisor,
-    input: Input,
-    cfg: &crate::config::Config,
-    metrics: &Arc<Metrics>,
-    tx: mpsc::Sender<crate::api::observer::GetFlowsResponse>,
-    stop_rx: &watch::Receiver<bool>,
-) {
-    let m = metrics.clone();
-    match input {
-        Input::Relay => {
-            let stop = stopped(stop_rx.clone());
-            let relay_cfg = cfg.relay.clone();
-            let learn = cfg.dns.learn;
-            tasks.spawn(Task::Relay, async move {
-                relay::follow(relay_cfg, learn, m, tx, stop).await;
-                Ok(())
-            });
-        }
-        Input::Replay { path, looped, rate } => {
-            let stop = stop_rx.clone();
-            tasks.spawn_blocking(Task::Replay, move || {
-                recording::replay(&path, looped, rate, &m, &tx, &stop)
-            });
-        }
-    }
 }
 
 /// Runs until `shutdown`, or until a core task stops (a recording that is done is not a

@@ -4,12 +4,16 @@
 //! Duplicates that a `since` back-fill (or the relay re-subscribing a node with the original
 //! request) brings back are dropped later by the pipeline's `(node, uuid)` window.
 
+mod codec;
 mod endpoint;
 mod reason;
 mod request;
 
 use std::future::Future;
+use std::ops::ControlFlow;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -17,7 +21,6 @@ use tonic::transport::Channel;
 
 use crate::api::observer::GetFlowsResponse;
 use crate::api::observer::get_flows_response::ResponseTypes;
-use crate::api::observer::observer_client::ObserverClient;
 use crate::backoff::Backoff;
 use crate::config::RelayConfig;
 use crate::metrics::Metrics;
@@ -64,34 +67,69 @@ fn warn_if_mask_refused(msg: &GetFlowsResponse) {
     }
 }
 
-/// Follows the relay until `shutdown` completes or `tx` is closed, sending every response to
-/// `tx`. Never returns on errors: it reconnects with backoff.
-pub async fn follow(
+/// What the follower hands each response to.
+pub trait Consumer {
+    /// Takes one response, as soon as it is decoded. `Break` when the consumer is gone
+    /// (shutting down): the follower then ends.
+    fn take(&mut self, resp: Box<GetFlowsResponse>)
+    -> impl Future<Output = ControlFlow<()>> + Send;
+
+    /// The stream has nothing ready: the end of a burst.
+    fn paused(&mut self) {}
+}
+
+impl<C: Consumer + Send> Consumer for &mut C {
+    fn take(
+        &mut self,
+        resp: Box<GetFlowsResponse>,
+    ) -> impl Future<Output = ControlFlow<()>> + Send {
+        (**self).take(resp)
+    }
+
+    fn paused(&mut self) {
+        (**self).paused();
+    }
+}
+
+/// A channel as a consumer: each response is sent, waiting while the channel is full.
+impl Consumer for mpsc::Sender<GetFlowsResponse> {
+    async fn take(&mut self, resp: Box<GetFlowsResponse>) -> ControlFlow<()> {
+        match self.send(*resp).await {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+}
+
+/// Follows the relay until `shutdown` completes or `consumer` is gone, handing it every
+/// response. Never returns on errors: it reconnects with backoff.
+pub async fn follow<C: Consumer + Send>(
     cfg: RelayConfig,
     dns_learn: bool,
     metrics: Arc<Metrics>,
-    tx: mpsc::Sender<GetFlowsResponse>,
+    mut consumer: C,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     tokio::select! {
         () = &mut shutdown => {}
-        () = follow_forever(&cfg, dns_learn, &metrics, &tx) => {}
+        () = follow_forever(&cfg, dns_learn, &metrics, &mut consumer) => {}
     }
     metrics.set_connected(false);
 }
 
-async fn follow_forever(
+async fn follow_forever<C: Consumer + Send>(
     cfg: &RelayConfig,
     dns_learn: bool,
     metrics: &Metrics,
-    tx: &mpsc::Sender<GetFlowsResponse>,
+    consumer: &mut C,
 ) {
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
     let mut last: Option<pbjson_types::Timestamp> = None;
     let mut last_reason: Option<Reason> = None;
     loop {
-        let failure = match attempt(cfg, dns_learn, metrics, tx, &mut last, &mut backoff).await {
+        let attempt = attempt(cfg, dns_learn, metrics, consumer, &mut last, &mut backoff);
+        let failure = match attempt.await {
             Ok(()) => return, // the receiver is gone: shutting down
             Err(f) => f,
         };
@@ -123,11 +161,11 @@ async fn follow_forever(
 }
 
 /// One connection and stream. `Ok(())` only when the consumer went away.
-async fn attempt(
+async fn attempt<C: Consumer + Send>(
     cfg: &RelayConfig,
     dns_learn: bool,
     metrics: &Metrics,
-    tx: &mpsc::Sender<GetFlowsResponse>,
+    consumer: &mut C,
     last: &mut Option<pbjson_types::Timestamp>,
     backoff: &mut Backoff,
 ) -> Result<(), Failure> {
@@ -141,8 +179,8 @@ async fn attempt(
     })?;
     let since = last.map(|t| minus(t, cfg.resume_overlap));
     let req = request(cfg, dns_learn, since);
-    let mut client = ObserverClient::new(channel).max_decoding_message_size(cfg.max_message_size);
-    let opened = tokio::time::timeout(cfg.idle_timeout, client.get_flows(req)).await;
+    let open = codec::get_flows(channel, cfg.max_message_size, req);
+    let opened = tokio::time::timeout(cfg.idle_timeout, open).await;
     let mut stream = match opened {
         Err(_) => {
             return Err(Failure {
@@ -151,13 +189,20 @@ async fn attempt(
             });
         }
         Ok(Err(s)) => return Err(classify_status(&s)),
-        Ok(Ok(r)) => r.into_inner(),
+        Ok(Ok(stream)) => stream,
     };
     metrics.set_connected(true);
     tracing::info!(address = %cfg.address, since = ?since, "relay stream open");
     let mut healthy = false;
     loop {
-        let msg = match tokio::time::timeout(cfg.idle_timeout, stream.message()).await {
+        let next = match ready(&mut stream) {
+            Some(next) => Ok(next),
+            None => {
+                consumer.paused();
+                tokio::time::timeout(cfg.idle_timeout, stream.message()).await
+            }
+        };
+        let msg = match next {
             Err(_) => {
                 return Err(Failure {
                     reason: Reason::IdleTimeout,
@@ -186,9 +231,22 @@ async fn attempt(
         if cfg.field_mask {
             warn_if_mask_refused(&msg);
         }
-        if tx.send(msg).await.is_err() {
+        if consumer.take(msg).await.is_break() {
             return Ok(());
         }
+    }
+}
+
+/// The stream's next message if it is ready now, without waiting (`Streaming::message` is
+/// cancel safe: a message not ready stays in the stream).
+fn ready(
+    stream: &mut tonic::Streaming<Box<GetFlowsResponse>>,
+) -> Option<Result<Option<Box<GetFlowsResponse>>, tonic::Status>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match pin!(stream.message()).poll(&mut cx) {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => None,
     }
 }
 
