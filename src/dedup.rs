@@ -48,29 +48,40 @@ fn hash_str(s: &str, salt: u8) -> u64 {
 pub fn uuid_bits(uuid: &str) -> u128 {
     let b = uuid.as_bytes();
     if b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-') {
+        // Without a branch per digit: any byte that is not a hex digit sets a high bit.
         let mut v: u128 = 0;
-        let mut ok = true;
+        let mut bad = 0u8;
         for (i, &c) in b.iter().enumerate() {
             if matches!(i, 8 | 13 | 18 | 23) {
                 continue;
             }
-            let d = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                b'A'..=b'F' => c - b'A' + 10,
-                _ => {
-                    ok = false;
-                    break;
-                }
-            };
-            v = v << 4 | u128::from(d);
+            let d = HEX[usize::from(c)];
+            bad |= d;
+            v = v << 4 | u128::from(d & 0xf);
         }
-        if ok {
+        if bad & 0xf0 == 0 {
             return v;
         }
     }
     u128::from(hash_str(uuid, 1)) << 64 | u128::from(hash_str(uuid, 2))
 }
+
+/// The value of each hex digit; 0xff for every other byte.
+static HEX: [u8; 256] = {
+    let mut t = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The seeded hash of the key at a position of the ring.
 fn hash_at(hasher: &foldhash::fast::RandomState, order: &[Key], p: u32) -> u64 {

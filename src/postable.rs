@@ -7,9 +7,24 @@
 //! rebuild, and every position with a given hash sits in the run of occupied slots from its
 //! home slot to the next empty one. The caller supplies hashes (seeded: the keys come from the
 //! wire) and tells, through a closure, the hash of the entry at a position.
+//!
+//! Each slot also keeps a 5-bit tag of its entry's hash beside the position, so that a probe
+//! skips, without reading the caller's storage (a cache miss each), 31 in 32 of the entries
+//! that share its run but not its hash.
 
 /// A free slot.
 const EMPTY: u32 = u32::MAX;
+/// The bits of a slot that hold the position; the rest hold the tag.
+const POS_BITS: u32 = 27;
+const POS_MASK: u32 = (1 << POS_BITS) - 1;
+/// Positions must stay below this (2^27 − 1, above every count the configuration accepts):
+/// the all-ones slot is [`EMPTY`].
+pub const MAX_POS: u32 = POS_MASK;
+
+/// The tag of a hash: bits the home slot is not taken from.
+fn tag(hash: u64) -> u32 {
+    (hash as u32 & 0x1f) << POS_BITS
+}
 
 /// The table.
 #[derive(Debug, Clone)]
@@ -54,12 +69,14 @@ impl PosTable {
             slots: &self.slots,
             at: self.home(hash),
             left: self.slots.len(),
+            tag: tag(hash),
         }
     }
 
-    /// Adds `pos` under `hash`. `hash_of` gives the hash of the entry at any held position
-    /// (the table rehashes them when it grows).
+    /// Adds `pos` (below [`MAX_POS`]) under `hash`. `hash_of` gives the hash of the entry at
+    /// any held position (the table rehashes them when it grows).
     pub fn insert(&mut self, hash: u64, pos: u32, hash_of: impl Fn(u32) -> u64) {
+        debug_assert!(pos < MAX_POS, "position {pos} out of range");
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow(&hash_of);
         }
@@ -73,13 +90,13 @@ impl PosTable {
         while self.slots[i] != EMPTY {
             i = (i + 1) & mask;
         }
-        self.slots[i] = pos;
+        self.slots[i] = tag(hash) | (pos & POS_MASK);
     }
 
     fn grow(&mut self, hash_of: &impl Fn(u32) -> u64) {
         let bigger = vec![EMPTY; self.slots.len() * 2].into_boxed_slice();
         let old = std::mem::replace(&mut self.slots, bigger);
-        for p in old.iter().copied().filter(|p| *p != EMPTY) {
+        for p in old.iter().map(|s| s & POS_MASK).filter(|p| *p != POS_MASK) {
             self.place(hash_of(p), p);
         }
     }
@@ -89,10 +106,11 @@ impl PosTable {
     pub fn remove(&mut self, hash: u64, pos: u32, hash_of: impl Fn(u32) -> u64) -> bool {
         let mask = self.mask();
         let mut i = self.home(hash);
+        let slot = tag(hash) | (pos & POS_MASK);
         loop {
             match self.slots[i] {
                 EMPTY => return false,
-                p if p == pos => break,
+                s if s == slot => break,
                 _ => i = (i + 1) & mask,
             }
         }
@@ -106,7 +124,7 @@ impl PosTable {
             if p == EMPTY {
                 break;
             }
-            let home = self.home(hash_of(p));
+            let home = self.home(hash_of(p & POS_MASK));
             let stays = if hole <= j {
                 hole < home && home <= j
             } else {
@@ -129,23 +147,26 @@ pub struct Probe<'a> {
     slots: &'a [u32],
     at: usize,
     left: usize,
+    tag: u32,
 }
 
 impl Iterator for Probe<'_> {
     type Item = u32;
 
     fn next(&mut self) -> Option<u32> {
-        if self.left == 0 {
-            return None;
+        while self.left > 0 {
+            let s = *self.slots.get(self.at)?;
+            if s == EMPTY {
+                self.left = 0;
+                return None;
+            }
+            self.left -= 1;
+            self.at = (self.at + 1) & (self.slots.len() - 1);
+            if s & !POS_MASK == self.tag {
+                return Some(s & POS_MASK);
+            }
         }
-        let p = *self.slots.get(self.at)?;
-        if p == EMPTY {
-            self.left = 0;
-            return None;
-        }
-        self.left -= 1;
-        self.at = (self.at + 1) & (self.slots.len() - 1);
-        Some(p)
+        None
     }
 }
 
@@ -153,16 +174,24 @@ impl Iterator for Probe<'_> {
 mod tests {
     use super::*;
 
-    /// Keys whose hashes collide a lot (few distinct hashes), to exercise runs and wrap-around.
+    /// Keys whose hashes collide a lot (few distinct homes), to exercise runs and wrap-around;
+    /// all with one tag.
     fn hash(k: u64) -> u64 {
         (k % 7).rotate_right(32)
+    }
+
+    /// The same few homes, with tags that differ within a run (and sometimes agree).
+    fn tagged(k: u64) -> u64 {
+        (k % 7).rotate_right(32) | (k % 40)
     }
 
     proptest::proptest! {
         #[test]
         fn holds_exactly_what_was_inserted_and_not_removed(
-            ops in proptest::collection::vec((0u64..64, proptest::bool::ANY), 1..400)
+            ops in proptest::collection::vec((0u64..64, proptest::bool::ANY), 1..400),
+            with_tags in proptest::bool::ANY,
         ) {
+            let hash = if with_tags { tagged } else { hash };
             // Position = key, for simplicity; the model is a set.
             let mut t = PosTable::with_room(4);
             let mut model = std::collections::BTreeSet::new();
@@ -180,6 +209,9 @@ mod tests {
                 for k in 0..64u64 {
                     let found = t.probe(hash(k)).any(|p| u64::from(p) == k);
                     proptest::prop_assert_eq!(found, model.contains(&k), "key {}", k);
+                    // A probe yields only positions whose hash has the same tag.
+                    let tag = hash(k) & 0x1f;
+                    proptest::prop_assert!(t.probe(hash(k)).all(|p| hash(u64::from(p)) & 0x1f == tag));
                 }
             }
         }

@@ -25,16 +25,17 @@ use crate::rules::endpoint::EndpointSelector;
 /// share names.
 type Owner = u128;
 
-fn owner_hash(namespace: &str, pod: &str) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        salt.hash(&mut h);
-        namespace.hash(&mut h);
-        pod.hash(&mut h);
-        h.finish()
-    };
-    u128::from(half(1)) << 64 | u128::from(half(2))
+/// The 128-bit owner of a pod: two independently seeded hashes of its namespace and name
+/// (seeded per cache, so nobody outside can aim at a collision; by chance one is out of reach).
+#[derive(Clone, Debug, Default)]
+struct OwnerHasher([foldhash::quality::RandomState; 2]);
+
+impl OwnerHasher {
+    fn hash(&self, namespace: &str, pod: &str) -> Owner {
+        use std::hash::BuildHasher;
+        let [hi, lo] = &self.0;
+        u128::from(hi.hash_one((namespace, pod))) << 64 | u128::from(lo.hash_one((namespace, pod)))
+    }
 }
 
 /// The most CNAME targets kept per asked name (real chains have one to three).
@@ -94,6 +95,7 @@ pub struct NameCache {
     ignored_order: VecDeque<(Owner, IpAddr)>,
     /// Ignored answers not yet handed to the metrics, per reason.
     ignored_pending: [u64; IgnoreReason::ALL.len()],
+    owners: OwnerHasher,
 }
 
 impl Default for NameCache {
@@ -125,6 +127,7 @@ impl NameCache {
             ignored: HashMap::default(),
             ignored_order: VecDeque::new(),
             ignored_pending: [0; IgnoreReason::ALL.len()],
+            owners: OwnerHasher::default(),
         }
     }
 
@@ -151,7 +154,7 @@ impl NameCache {
         match self.scope {
             DnsScope::Cluster => Some(0),
             DnsScope::Endpoint if pod.is_empty() => None,
-            DnsScope::Endpoint => Some(owner_hash(namespace, pod)),
+            DnsScope::Endpoint => Some(self.owners.hash(namespace, pod)),
         }
     }
 
@@ -277,13 +280,23 @@ impl NameCache {
         if self.is_empty() {
             return;
         }
-        if let (Some(ip), Some(src)) = (destination.ip, source.endpoint) {
-            destination.names.learned = self.learned(&src.namespace, &src.pod_name, ip);
-            destination.names.ignored = self.ignored(&src.namespace, &src.pod_name, ip);
+        self.annotate_side(destination, source.endpoint);
+        self.annotate_side(source, destination.endpoint);
+    }
+
+    /// What `other`, the pod on the other side, asked for that resolved to `side`'s IP.
+    fn annotate_side<'a>(&'a self, side: &mut Side<'a>, other: Option<&Endpoint>) {
+        let (Some(ip), Some(other)) = (side.ip, other) else {
+            return;
+        };
+        let Some(owner) = self.owner(&other.namespace, &other.pod_name) else {
+            return;
+        };
+        if !self.store.is_empty() {
+            side.names.learned = Learned::of(&self.store, store::key(owner, ip));
         }
-        if let (Some(ip), Some(dst)) = (source.ip, destination.endpoint) {
-            source.names.learned = self.learned(&dst.namespace, &dst.pod_name, ip);
-            source.names.ignored = self.ignored(&dst.namespace, &dst.pod_name, ip);
+        if !self.ignored.is_empty() {
+            side.names.ignored = self.ignored.get(&(owner, ip));
         }
     }
 }

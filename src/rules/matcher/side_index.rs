@@ -1,7 +1,9 @@
 //! The `fqdn` and `cidr` index of one side over all rules: which rules' keys hold for a flow's
 //! names and IP, as bitsets.
 
-use regex::{RegexSet, RegexSetBuilder};
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet, meta};
 
 use super::super::cidr::CidrIndex;
 use super::super::fqdn;
@@ -13,7 +15,9 @@ use crate::names::SideNames;
 /// The fqdn and cidr index of one side over all rules.
 #[derive(Debug, Default)]
 pub(super) struct SideIndex {
-    fqdn: Option<RegexSet>,
+    /// Every fqdn pattern of this side, one search for all (built as `regex::RegexSet` builds
+    /// its set; used directly so that the matches go to a set kept between searches).
+    fqdn: Option<meta::Regex>,
     /// Pattern index in `fqdn` → rule index.
     fqdn_rule: Vec<u32>,
     cidr: CidrIndex,
@@ -56,18 +60,27 @@ impl SideIndex {
             ));
         }
         if !patterns.is_empty() {
-            let set = RegexSetBuilder::new(&patterns)
-                .size_limit(MAX_COMPILED_BYTES)
-                .dfa_size_limit(MAX_DFA_CACHE_BYTES)
-                .build()
-                .map_err(|e| match e {
-                    regex::Error::CompiledTooBig(_) => format!(
-                        "the {} fqdn patterns compiled together exceed {} MiB: use fewer or \
-                         simpler patterns",
-                        patterns.len(),
-                        MAX_COMPILED_BYTES >> 20
-                    ),
-                    e => format!("fqdn patterns do not compile together: {e}"),
+            let config = meta::Config::new()
+                .match_kind(MatchKind::All)
+                .utf8_empty(true)
+                .which_captures(WhichCaptures::None)
+                .nfa_size_limit(Some(MAX_COMPILED_BYTES))
+                .hybrid_cache_capacity(MAX_DFA_CACHE_BYTES);
+            let set = meta::Builder::new()
+                .configure(config)
+                .syntax(syntax::Config::new().utf8(true))
+                .build_many(&patterns)
+                .map_err(|e| {
+                    if e.size_limit().is_some() {
+                        format!(
+                            "the {} fqdn patterns compiled together exceed {} MiB: use fewer \
+                             or simpler patterns",
+                            patterns.len(),
+                            MAX_COMPILED_BYTES >> 20
+                        )
+                    } else {
+                        format!("fqdn patterns do not compile together: {e}")
+                    }
                 })?;
             idx.fqdn = Some(set);
         }
@@ -116,19 +129,27 @@ impl SideIndex {
 
     /// The rules with a pattern (this side) matching `name`, into `s.tmp`. False, with
     /// `s.tmp` unspecified, when none does.
-    fn name_bits(&self, set: &RegexSet, name: &str, s: &mut Names) -> bool {
+    fn name_bits(&self, set: &meta::Regex, name: &str, s: &mut Names) -> bool {
         if !fqdn::normalize_into(name, &mut s.buf) {
             return false;
         }
-        s.hits.clear();
-        s.hits.resize(set.len(), false);
-        if !set.matches_read_at(&mut s.hits, &s.buf, 0) {
+        let patterns = set.pattern_len();
+        match s.hits.as_mut() {
+            Some(hits) if hits.capacity() >= patterns => hits.clear(),
+            _ => s.hits = Some(PatternSet::new(patterns)),
+        }
+        let Some(hits) = s.hits.as_mut() else {
+            return false;
+        };
+        set.which_overlapping_matches(&Input::new(&s.buf), hits);
+        if hits.is_empty() {
             return false;
         }
         s.tmp.fill(0);
-        for (p, hit) in s.hits.iter().enumerate() {
-            if *hit {
-                set_bit(&mut s.tmp, self.fqdn_rule[p]);
+        // The set holds `len` patterns: the walk stops at the last one.
+        for p in hits.iter().take(hits.len()) {
+            if let Some(&r) = self.fqdn_rule.get(p.as_usize()) {
+                set_bit(&mut s.tmp, r);
             }
         }
         true
@@ -139,7 +160,8 @@ impl SideIndex {
 #[derive(Default)]
 pub(super) struct Names {
     buf: String,
-    hits: Vec<bool>,
+    /// The patterns one name matched; made for the largest set searched so far.
+    hits: Option<PatternSet>,
     /// The rules one name's patterns belong to.
     pub(super) tmp: Vec<u64>,
 }
