@@ -182,16 +182,16 @@ pub mod hooks {
         Some(hook)
     }
 
-    /// Runs the hook at the start of a pipeline batch.
+    /// Runs the hook at the start of a batch of a recording's pipeline task: the stall waits
+    /// without holding the thread, so `/healthz` can say how much is queued.
     pub async fn before_batch(hook: Option<&Hook>) {
         match hook {
-            None | Some(Hook::PanicFlowLogWriter) => {}
-            Some(Hook::PanicPipeline) => panic!("test hook: pipeline panic"),
             Some(Hook::StallPipelineWhile(p)) => {
                 while p.exists() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
+            other => before_batch_blocking(other),
         }
     }
 

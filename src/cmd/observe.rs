@@ -95,7 +95,8 @@ fn spawn_source(
                     let mut stop = stop;
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                relay::follow(relay_cfg, learn, metrics, tx, stopped).await;
+                let mut tx = tx;
+                relay::follow(relay_cfg, learn, metrics, &mut tx, stopped).await;
                 Ok(())
             }
         }

@@ -62,7 +62,7 @@ pub(super) struct Step {
     classifier: Arc<Classifier>,
     metrics: Arc<Metrics>,
     heartbeat: Arc<Heartbeat>,
-    /// Responses taken since the last [`Step::settle`].
+    /// Responses processed since the last [`Step::settle`].
     unsettled: u32,
     trimmed: tokio::time::Instant,
     #[cfg(debug_assertions)]
@@ -94,7 +94,7 @@ impl Step {
     }
 
     /// Takes one response through the pipeline and counts what it became.
-    fn take(&mut self, resp: &GetFlowsResponse) {
+    fn process(&mut self, resp: &GetFlowsResponse) {
         self.metrics.observe_response(resp);
         let outcome = self.pipeline.process(resp, &self.classifier);
         self.metrics.record_outcome(&outcome);
@@ -142,7 +142,7 @@ impl relay::Consumer for Step {
             crate::supervise::hooks::before_batch_blocking(self.hook.as_ref());
             self.begin();
         }
-        Step::take(self, &resp);
+        self.process(&resp);
         drop(resp);
         if self.unsettled >= SETTLE_EVERY {
             self.settle();
@@ -205,7 +205,7 @@ pub(super) async fn pipeline_task(
         step.before_batch().await;
         step.begin();
         for resp in batch.drain(..) {
-            step.take(&resp);
+            step.process(&resp);
         }
         step.settle();
     }

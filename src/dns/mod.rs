@@ -261,18 +261,26 @@ impl NameCache {
     /// What the pod `namespace/pod` asked for that resolved to `ip` (live or not: the caller
     /// judges against the flow's time).
     pub fn learned(&self, namespace: &str, pod: &str, ip: IpAddr) -> Option<Learned<'_>> {
-        if self.store.is_empty() {
-            return None;
-        }
-        Learned::of(&self.store, store::key(self.owner(namespace, pod)?, ip))
+        self.learned_by(self.owner(namespace, pod)?, ip)
     }
 
     /// The last answer naming `ip` for the pod that was not learned, if one is kept.
     pub fn ignored(&self, namespace: &str, pod: &str, ip: IpAddr) -> Option<&Ignored> {
+        self.ignored_by(self.owner(namespace, pod)?, ip)
+    }
+
+    fn learned_by(&self, owner: Owner, ip: IpAddr) -> Option<Learned<'_>> {
+        if self.store.is_empty() {
+            return None;
+        }
+        Learned::of(&self.store, store::key(owner, ip))
+    }
+
+    fn ignored_by(&self, owner: Owner, ip: IpAddr) -> Option<&Ignored> {
         if self.ignored.is_empty() {
             return None;
         }
-        self.ignored.get(&(self.owner(namespace, pod)?, ip))
+        self.ignored.get(&(owner, ip))
     }
 
     /// Fills in what the cache knows of each side's IP for the pod on the other side.
@@ -284,7 +292,8 @@ impl NameCache {
         self.annotate_side(source, destination.endpoint);
     }
 
-    /// What `other`, the pod on the other side, asked for that resolved to `side`'s IP.
+    /// What `other`, the pod on the other side, asked for that resolved to `side`'s IP (its
+    /// owner hashed once for both look-ups).
     fn annotate_side<'a>(&'a self, side: &mut Side<'a>, other: Option<&Endpoint>) {
         let (Some(ip), Some(other)) = (side.ip, other) else {
             return;
@@ -292,12 +301,8 @@ impl NameCache {
         let Some(owner) = self.owner(&other.namespace, &other.pod_name) else {
             return;
         };
-        if !self.store.is_empty() {
-            side.names.learned = Learned::of(&self.store, store::key(owner, ip));
-        }
-        if !self.ignored.is_empty() {
-            side.names.ignored = self.ignored.get(&(owner, ip));
-        }
+        side.names.learned = self.learned_by(owner, ip);
+        side.names.ignored = self.ignored_by(owner, ip);
     }
 }
 

@@ -134,12 +134,12 @@ impl SideIndex {
             return false;
         }
         let patterns = set.pattern_len();
-        match s.hits.as_mut() {
-            Some(hits) if hits.capacity() >= patterns => hits.clear(),
-            _ => s.hits = Some(PatternSet::new(patterns)),
-        }
-        let Some(hits) = s.hits.as_mut() else {
-            return false;
+        let hits = match &mut s.hits {
+            Some(hits) if hits.capacity() >= patterns => {
+                hits.clear();
+                hits
+            }
+            slot => slot.insert(PatternSet::new(patterns)),
         };
         set.which_overlapping_matches(&Input::new(&s.buf), hits);
         if hits.is_empty() {

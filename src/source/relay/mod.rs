@@ -78,19 +78,6 @@ pub trait Consumer {
     fn paused(&mut self) {}
 }
 
-impl<C: Consumer + Send> Consumer for &mut C {
-    fn take(
-        &mut self,
-        resp: Box<GetFlowsResponse>,
-    ) -> impl Future<Output = ControlFlow<()>> + Send {
-        (**self).take(resp)
-    }
-
-    fn paused(&mut self) {
-        (**self).paused();
-    }
-}
-
 /// A channel as a consumer: each response is sent, waiting while the channel is full.
 impl Consumer for mpsc::Sender<GetFlowsResponse> {
     async fn take(&mut self, resp: Box<GetFlowsResponse>) -> ControlFlow<()> {
@@ -107,13 +94,13 @@ pub async fn follow<C: Consumer + Send>(
     cfg: RelayConfig,
     dns_learn: bool,
     metrics: Arc<Metrics>,
-    mut consumer: C,
+    consumer: &mut C,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     tokio::select! {
         () = &mut shutdown => {}
-        () = follow_forever(&cfg, dns_learn, &metrics, &mut consumer) => {}
+        () = follow_forever(&cfg, dns_learn, &metrics, consumer) => {}
     }
     metrics.set_connected(false);
 }
